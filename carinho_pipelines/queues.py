@@ -1,0 +1,36 @@
+"""The queue table (CONTRACTS §3): the one place queue names, SLAs, priorities and
+concurrency limits are defined. Run tags, the run queue limits in ``dagster.yaml``
+(checked by a test), metrics and docs derive from it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Queue:
+    name: str
+    sla_seconds: int
+    expected_per_hour: int
+    #: ``dagster/priority`` tag of runs on this queue (higher runs first).
+    priority: int
+    #: max concurrent runs of this queue in Dagster's run queue.
+    concurrency: int
+
+
+QUEUES: dict[str, Queue] = {
+    q.name: q
+    for q in (
+        Queue("integrations-high", 5, 100, priority=10, concurrency=4),
+        Queue("integrations", 30, 500, priority=5, concurrency=4),
+        Queue("notifications", 60, 200, priority=3, concurrency=2),
+        Queue("integrations-low", 300, 50, priority=0, concurrency=2),
+        Queue("integrations-retry", 600, 20, priority=-5, concurrency=2),
+    )
+}
+
+HIGH = "integrations-high"
+DEFAULT = "integrations"
+NOTIFICATIONS = "notifications"
+LOW = "integrations-low"
+RETRY = "integrations-retry"

@@ -1,0 +1,46 @@
+"""Carinho Integrações: the integrations hub (Dagster code location + Starlette relay).
+
+This file is the one list of pinned dependencies.
+"""
+
+from setuptools import find_packages, setup
+
+INSTALL_REQUIRES = [
+    # Dagster: these four must move together (dagster-postgres 0.29.27 requires
+    # exactly dagster 1.13.27; unpinned it resolves to an ancient 0.11.x).
+    "dagster==1.13.27",
+    "dagster-webserver==1.13.27",
+    "dagster-graphql==1.13.27",
+    "dagster-postgres==0.29.27",
+    # SQLAlchemy 2.1 switches the default PostgreSQL driver to psycopg 3, which
+    # breaks dagster-postgres (ARCHITECTURE.md, "SQLAlchemy 2.1 trap").
+    "sqlalchemy>=2.0,<2.1",
+    "psycopg2-binary==2.9.13",
+    "alembic==1.20.1",
+    "starlette==1.10.0",
+    "uvicorn==0.54.0",
+    "httpx==0.28.1",
+    "pandas==3.1.1",
+    "click==8.5.1",
+    "PyYAML==6.0.4",
+    "prometheus-client==0.26.0",
+    "aiosmtpd==1.4.6",
+]
+
+TESTS_REQUIRE = [
+    "pytest==9.2.0",
+    "pytest-timeout==2.4.0",
+]
+
+setup(
+    name="carinho_pipelines",
+    version="0.1.0",
+    description="Carinho Integrações: webhooks relay, event fan-out and syncs on Dagster",
+    packages=find_packages(exclude=["tests", "tests.*", "benchmarks"]),
+    include_package_data=True,
+    package_data={"relay": ["migrations/*.ini", "migrations/*.py", "migrations/versions/*.py"]},
+    python_requires=">=3.11,<3.13",
+    install_requires=INSTALL_REQUIRES,
+    extras_require={"test": TESTS_REQUIRE},
+    entry_points={"console_scripts": ["carinho=carinho_pipelines.cli:main"]},
+)
