@@ -1,0 +1,1 @@
+"""The Starlette relay: webhooks in, canonical events committed to the event store."""

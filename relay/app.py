@@ -1,0 +1,44 @@
+"""The relay's Starlette application (``uvicorn relay.app:app``)."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from . import health, logs, webhooks
+from .errors import EXCEPTION_HANDLERS
+from .openapi import build_schema
+from .store import EventStore
+
+
+async def openapi(request: Request) -> JSONResponse:
+    return JSONResponse(build_schema(request.app.routes))
+
+
+routes = [
+    Route("/health", health.health, methods=["GET"]),
+    Route("/health/detailed", health.health_detailed, methods=["GET"]),
+    Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False),
+    Route("/webhooks/whatsapp", webhooks.whatsapp_webhook, methods=["POST"]),
+    Route("/webhooks/whatsapp/status", webhooks.whatsapp_status_webhook, methods=["POST"]),
+    Route("/webhooks/site/lead", webhooks.site_lead, methods=["POST"]),
+    Route("/webhooks/crm/client-registered", webhooks.crm_client_registered, methods=["POST"]),
+    Route("/webhooks/operacao/service-completed", webhooks.operacao_service_completed, methods=["POST"]),
+    Route("/webhooks/financeiro/payment", webhooks.financeiro_payment, methods=["POST"]),
+    Route("/webhooks/financeiro/payout", webhooks.financeiro_payout, methods=["POST"]),
+    Route("/webhooks/cuidadores/feedback", webhooks.cuidadores_feedback, methods=["POST"]),
+    Route("/webhooks/systems/{system}", webhooks.system_webhook, methods=["POST"]),
+    Route("/api/events", webhooks.post_event, methods=["POST"]),
+]
+
+
+def create_app(store: EventStore | None = None) -> Starlette:
+    logs.install()
+    app = Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS)
+    app.state.store = store or EventStore()
+    return app
+
+
+app = create_app()

@@ -1,0 +1,59 @@
+"""Event store schema (SQLAlchemy Core). Changes go through alembic migrations in
+``relay/migrations``; a test checks the migrations produce exactly this schema."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY.
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+Timestamp = sa.DateTime(timezone=True)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("event_type", sa.String(64), nullable=False),
+    sa.Column("source", sa.String(32), nullable=False),
+    sa.Column("idempotency_key", sa.String(255), nullable=False),
+    sa.Column("queue", sa.String(32), nullable=False),
+    sa.Column("payload", sa.JSON, nullable=True),
+    sa.Column("occurred_at", Timestamp, nullable=False),
+    sa.Column("received_at", Timestamp, nullable=False),
+    # When the event is due (later than received_at for delayed events).
+    sa.Column("available_at", Timestamp, nullable=False),
+    # Set for events recorded but never dispatched (fromMe, groups, connection callbacks…).
+    sa.Column("filtered_reason", sa.String(64), nullable=True),
+    sa.Column("run_id", sa.String(64), nullable=True),
+    sa.Column("dispatched_at", Timestamp, nullable=True),
+    # Retention (LGPD) blanks the payload and records when.
+    sa.Column("payload_purged_at", Timestamp, nullable=True),
+    sa.UniqueConstraint("source", "idempotency_key", name="uq_events_source_idempotency_key"),
+)
+sa.Index("ix_events_pending", events.c.run_id, events.c.available_at)
+sa.Index("ix_events_type_received", events.c.event_type, events.c.received_at)
+
+# Latest known WhatsApp status of each outbound message; statuses only move forward.
+whatsapp_message_status = sa.Table(
+    "whatsapp_message_status",
+    metadata,
+    sa.Column("message_id", sa.String(128), primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    # SENT < RECEIVED < READ < PLAYED, so the upsert can refuse to go backwards.
+    sa.Column("rank", sa.Integer, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+)
+
+# Connected/Disconnected callbacks, append-only; the instance state is the latest row.
+whatsapp_connection = sa.Table(
+    "whatsapp_connection",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("instance_id", sa.String(64), nullable=False),
+    sa.Column("connected", sa.Boolean, nullable=False),
+    sa.Column("error", sa.String(255), nullable=True),
+    sa.Column("occurred_at", Timestamp, nullable=False),
+    sa.Column("received_at", Timestamp, nullable=False),
+)

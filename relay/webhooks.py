@@ -1,0 +1,276 @@
+"""Inbound webhook endpoints (CONTRACTS §2.1, §2.2)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Iterable
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from carinho_pipelines import catalogue, settings
+from carinho_pipelines.privacy import mask_phone
+
+from . import normalise
+from .auth import authenticate_system, authenticate_zapi, require_system, verify_signature
+from .bodies import read_json_object
+from .errors import ApiError, invalid
+from .store import Envelope, EventStore, StoreUnavailable
+
+log = logging.getLogger("relay.webhooks")
+
+STORE_RETRY_AFTER_SECONDS = 5
+
+
+def _store(request: Request) -> EventStore:
+    return request.app.state.store
+
+
+async def commit(
+    request: Request,
+    env: Envelope,
+    *,
+    status_update: tuple[str, Iterable[str]] | None = None,
+    compat: bool = False,
+) -> JSONResponse:
+    """Commit ``env`` and answer 202 — only after the commit; 503 if the store is down."""
+    try:
+        result = await run_in_threadpool(_store(request).ingest, env, status_update=status_update)
+    except StoreUnavailable as exc:
+        log.error("event store unavailable (%s); answered 503", exc)
+        raise ApiError(
+            503,
+            "store_unavailable",
+            "the event store is unavailable; nothing was stored, retry later",
+            headers={"Retry-After": str(STORE_RETRY_AFTER_SECONDS)},
+        ) from exc
+    log.info(
+        "event %s %s type=%s source=%s queue=%s%s",
+        result.event_id,
+        "duplicate" if result.duplicate else "stored",
+        env.event_type,
+        env.source,
+        env.queue,
+        f" filtered={env.filtered_reason}" if env.filtered_reason else "",
+    )
+    body: dict[str, Any] = {"event_id": result.event_id, "duplicate": result.duplicate}
+    if compat:
+        body["status"] = "received"
+    return JSONResponse(body, status_code=202)
+
+
+def _idempotency_key(request: Request, body: dict[str, Any]) -> str | None:
+    return request.headers.get("webhook-id") or body.get("idempotency_key") or request.headers.get("idempotency-key")
+
+
+async def _system_event(request: Request, system: str, event_type: str, *, payload: dict[str, Any] | None = None) -> JSONResponse:
+    require_system(request, system)
+    raw, body = await read_json_object(request)
+    verify_signature(request, system, raw)
+    check_and_payload = body if payload is None else payload
+    env = normalise.system_envelope(
+        event_type=event_type,
+        source=system,
+        payload={k: v for k, v in check_and_payload.items() if k != "idempotency_key"},
+        idempotency_key=_idempotency_key(request, body),
+        occurred_at=body.get("occurred_at") or body.get("timestamp"),
+    )
+    return await commit(request, env, compat=True)
+
+
+# -- dedicated routes -------------------------------------------------------------
+
+
+async def site_lead(request: Request) -> JSONResponse:
+    """Site form lead → ``lead.created``."""
+    return await _system_event(request, "site", "lead.created")
+
+
+async def crm_client_registered(request: Request) -> JSONResponse:
+    """CRM client registered → ``client.registered``."""
+    return await _system_event(request, "crm", "client.registered")
+
+
+async def operacao_service_completed(request: Request) -> JSONResponse:
+    """Operação service completed → ``service.completed``."""
+    return await _system_event(request, "operacao", "service.completed")
+
+
+PAYMENT_STATUSES = {"received": "payment.received", "paid": "payment.received", "failed": "payment.failed"}
+
+
+async def financeiro_payment(request: Request) -> JSONResponse:
+    """Financeiro payment → ``payment.received`` (received/paid) or ``payment.failed``."""
+    require_system(request, "financeiro")
+    raw, body = await read_json_object(request)
+    verify_signature(request, "financeiro", raw)
+    status = body.get("status")
+    event_type = PAYMENT_STATUSES.get(status) if isinstance(status, str) else None
+    if event_type is None:
+        raise invalid("status", "must be one of received, paid, failed", allowed=sorted(PAYMENT_STATUSES))
+    if body.get("id") in (None, ""):
+        raise invalid("id", "required")
+    env = normalise.system_envelope(
+        event_type=event_type,
+        source="financeiro",
+        payload={k: v for k, v in body.items() if k != "idempotency_key"},
+        idempotency_key=_idempotency_key(request, body),
+        occurred_at=body.get("paid_at") or body.get("occurred_at"),
+    )
+    return await commit(request, env, compat=True)
+
+
+async def financeiro_payout(request: Request) -> JSONResponse:
+    """Financeiro payout processed → ``payout.processed``."""
+    require_system(request, "financeiro")
+    raw, body = await read_json_object(request)
+    verify_signature(request, "financeiro", raw)
+    if body.get("id") in (None, ""):
+        raise invalid("id", "required")
+    env = normalise.system_envelope(
+        event_type="payout.processed",
+        source="financeiro",
+        payload={k: v for k, v in body.items() if k != "idempotency_key"},
+        idempotency_key=_idempotency_key(request, body),
+        occurred_at=body.get("processed_at"),
+    )
+    return await commit(request, env, compat=True)
+
+
+async def cuidadores_feedback(request: Request) -> JSONResponse:
+    """Cuidadores feedback → ``feedback.received``."""
+    require_system(request, "cuidadores")
+    raw, body = await read_json_object(request)
+    verify_signature(request, "cuidadores", raw)
+    rating = body.get("rating")
+    if isinstance(rating, bool) or not isinstance(rating, (int, float)) or not 1 <= rating <= 5:
+        raise invalid("rating", "must be a number from 1 to 5")
+    env = normalise.system_envelope(
+        event_type="feedback.received",
+        source="cuidadores",
+        payload={k: v for k, v in body.items() if k != "idempotency_key"},
+        idempotency_key=_idempotency_key(request, body),
+    )
+    return await commit(request, env, compat=True)
+
+
+# -- generic routes ---------------------------------------------------------------
+
+_META_KEYS = {"event_type", "event", "type", "source", "source_system", "idempotency_key", "timestamp", "payload", "data"}
+
+
+async def system_webhook(request: Request) -> JSONResponse:
+    """Any catalogued type from a system: ``X-Event-Type`` or body ``event_type``.
+
+    Also accepts the legacy envelopes other modules send (``{event_type|type|event,
+    data|payload, source, timestamp}``)."""
+    system = request.path_params["system"]
+    if system not in settings.SYSTEMS:
+        raise ApiError(404, "not_found", f"unknown system {system!r}", known=list(settings.SYSTEMS))
+    require_system(request, system)
+    raw, body = await read_json_object(request)
+    verify_signature(request, system, raw)
+    event_type = normalise.check_event_type(
+        request.headers.get("x-event-type") or body.get("event_type") or body.get("type") or body.get("event")
+    )
+    normalise.check_origin(system, event_type)
+    inner = body.get("payload", body.get("data"))
+    if inner is not None and not isinstance(inner, dict):
+        raise invalid("payload", "must be a JSON object")
+    payload = inner if isinstance(inner, dict) else {k: v for k, v in body.items() if k not in _META_KEYS}
+    env = normalise.system_envelope(
+        event_type=event_type,
+        source=system,
+        payload=payload,
+        idempotency_key=_idempotency_key(request, body),
+        occurred_at=body.get("timestamp") or body.get("occurred_at"),
+    )
+    return await commit(request, env, compat=True)
+
+
+async def post_event(request: Request) -> JSONResponse:
+    """Canonical ``{event_type, source_system, payload, idempotency_key?}``."""
+    system = authenticate_system(request)
+    raw, body = await read_json_object(request)
+    verify_signature(request, system, raw)
+    event_type = normalise.check_event_type(body.get("event_type"))
+    source = body.get("source_system")
+    if not isinstance(source, str) or not source:
+        raise invalid("source_system", "required")
+    if source != system:
+        raise ApiError(403, "forbidden", f"credentials of {system!r} cannot post events as {source!r}")
+    normalise.check_origin(system, event_type)
+    payload = body.get("payload")
+    if not isinstance(payload, dict):
+        raise invalid("payload", "required, a JSON object")
+    env = normalise.system_envelope(
+        event_type=event_type,
+        source=system,
+        payload=payload,
+        idempotency_key=_idempotency_key(request, body),
+        occurred_at=body.get("occurred_at"),
+    )
+    return await commit(request, env)
+
+
+# -- Z-API ------------------------------------------------------------------------
+
+
+def _check_instance(cb: dict[str, Any]) -> None:
+    ours = settings.env("ZAPI_INSTANCE_ID")
+    if ours and cb.get("instanceId") != ours:
+        raise ApiError(403, "forbidden", "instanceId is not this hub's Z-API instance")
+
+
+async def _zapi_callback(request: Request) -> dict[str, Any]:
+    authenticate_zapi(request)
+    _raw, cb = await read_json_object(request)
+    kind = cb.get("type")
+    if not isinstance(kind, str) or not kind:
+        raise invalid("type", "required: the Z-API callback type")
+    _check_instance(cb)
+    return cb
+
+
+async def whatsapp_webhook(request: Request) -> JSONResponse:
+    """Z-API callbacks, dispatched on ``type``."""
+    cb = await _zapi_callback(request)
+    kind = cb["type"].lower()
+    if kind == "receivedcallback":
+        env = normalise.received_envelope(cb)
+        log.info("whatsapp %s from %s", env.event_type, mask_phone(env.payload.get("phone")))
+        return await commit(request, env)
+    if kind == "messagestatuscallback":
+        env, update = normalise.status_envelope(cb)
+        return await commit(request, env, status_update=update)
+    if kind == "deliverycallback":
+        env, update = normalise.delivery_envelope(cb)
+        return await commit(request, env, status_update=update)
+    if kind in ("connectedcallback", "disconnectedcallback"):
+        connected = kind == "connectedcallback" and cb.get("connected", True) is not False
+        env = normalise.recorded_envelope("whatsapp.connection", "connection", cb)
+        try:
+            await run_in_threadpool(
+                _store(request).record_connection, str(cb.get("instanceId", "")), connected, cb.get("error"), env.occurred_at
+            )
+        except StoreUnavailable as exc:
+            raise ApiError(503, "store_unavailable", "the event store is unavailable; retry later",
+                           headers={"Retry-After": str(STORE_RETRY_AFTER_SECONDS)}) from exc
+        log.warning("whatsapp instance %s", "connected" if connected else "DISCONNECTED")
+        return await commit(request, env)
+    if kind == "presencechatcallback":
+        return await commit(request, normalise.recorded_envelope("whatsapp.presence", "presence", cb))
+    return await commit(request, normalise.recorded_envelope("whatsapp.other", "unsupported_callback", cb))
+
+
+async def whatsapp_status_webhook(request: Request) -> JSONResponse:
+    """Z-API ``MessageStatusCallback`` → ``whatsapp.status``."""
+    cb = await _zapi_callback(request)
+    if cb["type"].lower() == "deliverycallback":
+        env, update = normalise.delivery_envelope(cb)
+    else:
+        env, update = normalise.status_envelope(cb)
+    return await commit(request, env, status_update=update)
+
+
