@@ -1,0 +1,311 @@
+"""The shared base of every HTTP client (CONTRACTS §1, §4, §10).
+
+One ``httpx.Client`` per resource instance, created on first use and closed when the
+run tears its resources down. Failures become :class:`~carinho_pipelines.errors.ActionError`
+with the class that decides retry versus manual review.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any, ClassVar
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+import httpx
+from dagster import ConfigurableResource, InitResourceContext
+from pydantic import Field, PrivateAttr
+
+from ..errors import ERROR, UNAVAILABLE, ActionError, error_class_for_status, parse_retry_after, summarize_body
+from ..privacy import mask_email, mask_phone
+from ..log_redaction import install_log_redaction, redact, register_secret
+
+__all__ = [
+    "HttpResource",
+    "InternalApiResource",
+    "install_log_redaction",
+    "redact",
+    "scrub",
+    "unwrap",
+]
+
+logger = logging.getLogger("carinho_pipelines.resources")
+
+SOURCE_SYSTEM = "integracoes"
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+#: a guard against a server whose ``links.next`` never ends
+MAX_PAGES = 500
+
+_UNAVAILABLE_EXCEPTIONS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError, httpx.ProxyError)
+
+
+def unwrap(body: Any) -> Any:
+    """``{"data": x, ...}`` → ``x``; a bare object or list is returned as is."""
+    if isinstance(body, dict) and "data" in body and isinstance(body["data"], (dict, list)):
+        return body["data"]
+    return body
+
+
+def next_page(body: Any, current_page: int) -> tuple[str | None, int | None]:
+    """Where the next page is: ``(next_url, None)``, ``(None, page_number)`` or ``(None, None)``."""
+    if not isinstance(body, dict):
+        return None, None
+    links = body.get("links")
+    if isinstance(links, dict) and isinstance(links.get("next"), str) and links["next"]:
+        return links["next"], None
+    if isinstance(body.get("next_page_url"), str) and body["next_page_url"]:
+        return body["next_page_url"], None
+    meta = body.get("meta") if isinstance(body.get("meta"), dict) else body
+    last_page = meta.get("last_page")
+    page = meta.get("current_page", current_page)
+    try:
+        if last_page is not None and int(page) < int(last_page):
+            return None, int(page) + 1
+    except (TypeError, ValueError):
+        pass
+    return None, None
+
+
+class HttpResource(ConfigurableResource):
+    """httpx client with the hub's timeouts and error classification."""
+
+    #: the destination name used in errors, logs and circuit breakers
+    destination: ClassVar[str] = "http"
+
+    base_url: str = Field(description="Base URL of the destination, without a trailing slash.")
+    timeout_seconds: float = Field(default=10.0, description="Per-call timeout (CONTRACTS §1).")
+    connect_timeout_seconds: float = Field(default=3.0, description="Connect timeout (CONTRACTS §1).")
+
+    _client: httpx.Client | None = PrivateAttr(default=None)
+    _client_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        install_log_redaction()
+        register_secret(*self._secrets())
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._client_lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    @property
+    def client(self) -> httpx.Client:
+        if self._client is None:
+            with self._client_lock:
+                if self._client is None:
+                    register_secret(*self._secrets())
+                    self._client = httpx.Client(
+                        base_url=self.base_url.rstrip("/"),
+                        timeout=httpx.Timeout(self.timeout_seconds, connect=self.connect_timeout_seconds),
+                        headers={"Accept": "application/json", "User-Agent": "carinho-integracoes/1.0"},
+                        follow_redirects=False,
+                    )
+        return self._client
+
+    # -- hooks for subclasses ---------------------------------------------------------
+
+    def _secrets(self) -> tuple[str, ...]:
+        return ()
+
+    def _headers(self, method: str, idempotency_key: str | None) -> dict[str, str]:
+        headers = {"X-Request-ID": str(uuid.uuid4())}
+        if idempotency_key and method in WRITE_METHODS:
+            headers["Idempotency-Key"] = idempotency_key
+        return headers
+
+    def _check_success(self, response: httpx.Response, where: str, request_id: str | None) -> None:
+        """Raise for a 2xx that is a failure in disguise (Z-API's ``error`` key)."""
+
+    # -- calls --------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+        not_found_ok: bool = False,
+    ) -> httpx.Response | None:
+        """One call; an ``ActionError`` for anything but a 2xx (or a tolerated 404 → ``None``)."""
+        method = method.upper()
+        sent_headers = self._headers(method, idempotency_key)
+        if headers:
+            sent_headers.update(headers)
+        request_id = sent_headers.get("X-Request-ID")
+        where = f"{method} {redact(urlsplit(path).path or path)}"
+        clean_params = {k: v for k, v in (params or {}).items() if v is not None} or None
+        started = time.monotonic()
+        try:
+            response = self.client.request(
+                method, path, params=clean_params, json=json_body, content=content, headers=sent_headers
+            )
+        except _UNAVAILABLE_EXCEPTIONS as exc:
+            kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "unreachable"
+            logger.warning("%s %s %s (%s)", self.destination, where, kind, type(exc).__name__)
+            raise ActionError(
+                UNAVAILABLE,
+                f"{where} {kind}: {type(exc).__name__}",
+                destination=self.destination,
+                request_id=request_id,
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise ActionError(
+                ERROR, f"{where} failed: {type(exc).__name__}", destination=self.destination, request_id=request_id
+            ) from exc
+        elapsed = time.monotonic() - started
+        logger.debug("%s %s -> %s in %.3fs", self.destination, where, response.status_code, elapsed)
+
+        if response.status_code == 404 and not_found_ok:
+            return None
+        error_class = error_class_for_status(response.status_code)
+        if error_class is not None:
+            raise ActionError(
+                error_class,
+                f"{where} answered {response.status_code}{_short_reason(response)}",
+                status=response.status_code,
+                response_body=body_summary(response),
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
+                destination=self.destination,
+                request_id=request_id,
+            )
+        self._check_success(response, where, request_id)
+        return response
+
+    def json_of(self, response: httpx.Response | None) -> Any:
+        """The decoded body (``None`` when empty); a non-JSON 2xx is an ``error``."""
+        if response is None or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise ActionError(
+                ERROR,
+                f"{response.request.method} answered {response.status_code} with a body that is not JSON",
+                status=response.status_code,
+                response_body=body_summary(response, limit=200),
+                destination=self.destination,
+            ) from exc
+
+    def get_object(self, path: str, *, params: Mapping[str, Any] | None = None, not_found_ok: bool = False) -> Any:
+        response = self.request("GET", path, params=params, not_found_ok=not_found_ok)
+        if response is None:
+            return None
+        return unwrap(self.json_of(response))
+
+    def get_all(self, path: str, *, params: Mapping[str, Any] | None = None) -> list[Any]:
+        """Every item of a list endpoint, following ``links.next`` / ``meta.last_page``."""
+        items: list[Any] = []
+        url: str = path
+        query: dict[str, Any] = dict(params or {})
+        page = 1
+        seen: set[str] = set()
+        for _ in range(MAX_PAGES):
+            body = self.json_of(self.request("GET", url, params=query))
+            data = unwrap(body)
+            if isinstance(data, list):
+                items.extend(data)
+            elif data is not None:
+                items.append(data)
+            next_url, next_number = next_page(body, page)
+            if next_url:
+                url, query = self._same_origin(next_url, path, query)
+                key = url + "?" + json.dumps(query, sort_keys=True, default=str)
+                if key in seen:
+                    break
+                seen.add(key)
+                page += 1
+            elif next_number:
+                page = next_number
+                query = {**dict(params or {}), "page": page}
+            else:
+                break
+        else:
+            logger.warning("%s GET %s: stopped after %d pages", self.destination, path, MAX_PAGES)
+        return items
+
+    def write(self, method: str, path: str, body: Any, *, idempotency_key: str) -> Any:
+        """POST/PUT ``body``; the unwrapped answer (``{}`` for an empty one)."""
+        if not idempotency_key:
+            raise ValueError("writes need an idempotency_key stable across retries")
+        response = self.request(method, path, json_body=body, idempotency_key=idempotency_key)
+        data = unwrap(self.json_of(response))
+        return {} if data is None else data
+
+    def _same_origin(self, next_url: str, path: str, query: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+        """Follow a next link, but never send our credentials to another host."""
+        parts = urlsplit(next_url)
+        base = urlsplit(self.base_url)
+        next_query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        if not parts.netloc:
+            # the link carries its own query string; do not add ours again
+            return parts.path or path, next_query
+        if (parts.scheme, parts.netloc) == (base.scheme, base.netloc):
+            return urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")), next_query
+        return path, {**dict(query), **({"page": next_query["page"]} if "page" in next_query else {})}
+
+
+class InternalApiResource(HttpResource):
+    """An internal Carinho system: bearer token and the §1 headers on every call."""
+
+    token: str = Field(default="", description="CARINHO_<SYSTEM>_TOKEN: this system's credential.")
+
+    def _secrets(self) -> tuple[str, ...]:
+        return (self.token,)
+
+    def _headers(self, method: str, idempotency_key: str | None) -> dict[str, str]:
+        headers = super()._headers(method, idempotency_key)
+        headers["X-Source-System"] = SOURCE_SYSTEM
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+            headers["X-Internal-Token"] = self.token
+        return headers
+
+
+_DIGIT_RUN = re.compile(r"\+?\d[\d\s().-]{7,}\d")
+_EMAIL_IN_TEXT = re.compile(r"[^@\s\"'<>]+@[^@\s\"'<>]+\.[A-Za-z]{2,}")
+
+
+def scrub(text: str) -> str:
+    """Free text from a server, with secrets, phone-like numbers and e-mails masked."""
+    text = redact(text)
+    text = _DIGIT_RUN.sub(lambda m: mask_phone(m.group(0)) or "****", text)
+    return _EMAIL_IN_TEXT.sub(lambda m: mask_email(m.group(0)) or "***", text)
+
+
+def body_summary(response: httpx.Response, *, limit: int = 1000) -> str | None:
+    """The response body for errors and metadata: JSON masked by key, other text scrubbed."""
+    text = response.text
+    try:
+        json.loads(text)
+    except ValueError:
+        return summarize_body(scrub(text), limit=limit)
+    return summarize_body(redact(text), limit=limit)
+
+
+def _short_reason(response: httpx.Response) -> str:
+    """A short human reason from the body (``message``/``error``), never personal data."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    if isinstance(body, dict):
+        for key in ("error", "message"):
+            value = body.get(key)
+            if isinstance(value, str) and value:
+                return f": {scrub(value)[:120]}"
+    return ""
