@@ -53,7 +53,7 @@ def invalid(errors: dict[str, list[str]]) -> JSONResponse:
 
 
 def required(body: dict[str, Any], *fields: str) -> dict[str, list[str]]:
-    return {f: [f"The {f} field is required."] for f in fields if body.get(f) in (None, "", [], {})}
+    return {f: [f"The {f} field is required."] for f in fields if body.get(f) is None or body.get(f) == "" or body.get(f) == []}
 
 
 async def json_body(request: Request) -> dict[str, Any] | JSONResponse:
