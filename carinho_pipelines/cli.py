@@ -1,10 +1,180 @@
-"""The ``carinho`` command line (stable names: other tooling drives these)."""
+"""The ``carinho`` command line (stable names: other tooling drives these).
+
+* ``carinho run`` — the whole hub on the embedded default: SQLite, the sandbox
+  simulators, the relay and ``dagster dev`` (UI + daemon).
+* ``carinho relay`` — the relay only.
+* ``carinho db upgrade`` — apply the event store's migrations.
+"""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import click
+
+from . import settings
+from .instance import REPO_ROOT, prepare_dagster_home
 
 
 @click.group()
 def main() -> None:
     """Carinho Integrações: the integrations hub."""
+
+
+# -- db -------------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """The event store."""
+
+
+@db.command("upgrade")
+@click.option("--url", envvar="CARINHO_DATABASE_URL", default=None, help="defaults to CARINHO_DATABASE_URL / SQLite")
+def db_upgrade(url: str | None) -> None:
+    """Apply the event store's migrations (idempotent)."""
+    from relay.migrate import upgrade
+
+    upgrade(url)
+    click.echo(f"event store at revision head ({_safe_url(url or settings.database_url())})")
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+# -- relay ----------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=int)
+def relay(host: str, port: int, workers: int) -> None:
+    """Serve the relay (webhooks + operations API) with uvicorn."""
+    import uvicorn
+
+    from relay import logs
+
+    logs.install()
+    uvicorn.run("relay.app:app", host=host, port=port, workers=workers, log_level="info")
+
+
+# -- run ------------------------------------------------------------------------
+
+
+def _wait_http(url: str, timeout: float) -> bool:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    return False
+
+
+@main.command()
+@click.option("--relay-port", default=8000, show_default=True, type=int)
+@click.option("--dagster-port", default=3000, show_default=True, type=int)
+@click.option("--sandbox-port", default=8100, show_default=True, type=int, help="first port of the sandbox")
+@click.option("--sandbox/--no-sandbox", default=True, show_default=True, help="point the hub at the simulators")
+@click.option("--seed/--no-seed", default=True, show_default=True, help="seed the simulators with a day of data")
+def run(relay_port: int, dagster_port: int, sandbox_port: int, sandbox: bool, seed: bool) -> None:
+    """The whole hub on the embedded default: SQLite + simulators + relay + Dagster UI/daemon."""
+    data = Path(os.environ.setdefault("CARINHO_DATA_DIR", str(REPO_ROOT / ".carinho")))
+    data.mkdir(parents=True, exist_ok=True)
+    env = os.environ
+    env.setdefault("DAGSTER_HOME", str(data / "dagster_home"))
+    prepare_dagster_home(Path(env["DAGSTER_HOME"]))
+    env.setdefault("CARINHO_DAGSTER_GRAPHQL_URL", f"http://127.0.0.1:{dagster_port}/graphql")
+    relay_url = f"http://127.0.0.1:{relay_port}"
+
+    sb = None
+    if sandbox:
+        from .sandbox import Sandbox
+
+        sb = Sandbox(host="127.0.0.1", base_port=sandbox_port)
+        sb.start()
+        env.update(sb.env())
+        webhook = f"{relay_url}/webhooks/whatsapp?token={env['ZAPI_WEBHOOK_TOKEN']}"
+        sb.zapi.set_webhook(webhook)
+        if seed:
+            sb.seed_default()
+
+    from relay.migrate import upgrade
+
+    upgrade()
+    procs: list[subprocess.Popen] = []
+    procs.append(
+        subprocess.Popen(
+            [sys.executable, "-m", "carinho_pipelines.cli", "relay", "--port", str(relay_port)],
+            cwd=REPO_ROOT,
+            env=env,
+        )
+    )
+    dagster = Path(sys.executable).with_name("dagster")
+    procs.append(
+        subprocess.Popen(
+            [str(dagster), "dev", "-w", str(REPO_ROOT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(dagster_port)],
+            cwd=REPO_ROOT,
+            env=env,
+        )
+    )
+
+    def stop(*_args: object) -> None:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        if sb is not None:
+            sb.stop()
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    ok = _wait_http(f"{relay_url}/health", 60) and _wait_http(f"http://127.0.0.1:{dagster_port}/server_info", 180)
+    click.echo("")
+    click.echo("Carinho Integrações is up" if ok else "Carinho Integrações started (some parts are still starting)")
+    click.echo(f"  relay (webhooks, ops API):  {relay_url}   health: {relay_url}/health/detailed")
+    click.echo(f"  Dagster UI:                 http://127.0.0.1:{dagster_port}")
+    if sb is not None:
+        click.echo(f"  sandbox control:            {sb.control_url}")
+        click.echo(f"  play a day of traffic:      carinho sandbox demo --hub-url {relay_url}")
+    click.echo(f"  data folder:                {data}")
+    click.echo("Ctrl-C stops everything.")
+    try:
+        while all(p.poll() is None for p in procs):
+            time.sleep(1)
+        click.echo("a component exited; stopping", err=True)
+    except KeyboardInterrupt:
+        pass
+    stop()
+
+
+def _register_optional() -> None:
+    """Subcommands owned by other modules, registered when importable."""
+    try:
+        from .sandbox.cli import sandbox as sandbox_group
+    except ImportError:
+        return
+    main.add_command(sandbox_group)
+
+
+_register_optional()
+
+if __name__ == "__main__":
+    main()

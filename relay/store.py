@@ -31,6 +31,16 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+def as_utc(value: dt.datetime | None) -> dt.datetime | None:
+    """Aware UTC. SQLite keeps no offset, so values are always stored in UTC and a
+    naive value read back is UTC."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.timezone.utc)
+    return value.astimezone(dt.timezone.utc)
+
+
 @dataclass(frozen=True)
 class Envelope:
     """The canonical event, as normalised by the relay."""
@@ -119,9 +129,9 @@ class EventStore:
             "idempotency_key": env.idempotency_key,
             "queue": env.queue,
             "payload": env.payload,
-            "occurred_at": env.occurred_at,
+            "occurred_at": as_utc(env.occurred_at),
             "received_at": now,
-            "available_at": env.available_at or now,
+            "available_at": as_utc(env.available_at) or now,
             "filtered_reason": env.filtered_reason,
         }
         insert = _insert(self.dialect)
@@ -183,7 +193,7 @@ class EventStore:
                         instance_id=instance_id,
                         connected=connected,
                         error=(error or None) and error[:255],
-                        occurred_at=occurred_at,
+                        occurred_at=as_utc(occurred_at),
                         received_at=utcnow(),
                     )
                 )
@@ -195,7 +205,7 @@ class EventStore:
     def get_event(self, event_id: int) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(events).where(events.c.id == event_id)).mappings().first()
-        return dict(row) if row else None
+        return _aware(dict(row)) if row else None
 
     def message_status(self, message_id: str) -> str | None:
         with self.engine.connect() as conn:
@@ -215,9 +225,13 @@ class EventStore:
         if not rows:
             return None
         current = rows[0]["connected"]
-        since = rows[0]["occurred_at"]
+        since = as_utc(rows[0]["occurred_at"])
         for r in rows:
             if r["connected"] != current:
                 break
-            since = r["occurred_at"]
+            since = as_utc(r["occurred_at"])
         return {"connected": bool(current), "since": since, "error": rows[0]["error"]}
+
+
+def _aware(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: as_utc(v) if isinstance(v, dt.datetime) else v for k, v in row.items()}

@@ -1,0 +1,5 @@
+"""The Dagster code location: one ``Definitions`` assembled in one place."""
+
+from dagster import Definitions
+
+defs = Definitions()

@@ -1,0 +1,68 @@
+"""Shared fixtures: PostgreSQL databases, the relay on a real port, hub credentials."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from carinho_pipelines import settings
+
+#: an admin connection to the PostgreSQL server the tests create their databases on
+PG_ADMIN_URL = os.environ.get("CARINHO_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+TOKENS = {system: f"test-{system}-token" for system in settings.SYSTEMS}
+ZAPI_WEBHOOK_TOKEN = "test-zapi-webhook-token"
+ZAPI_INSTANCE_ID = "TESTINSTANCE00000000000000000001"
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator:
+    """A factory of fresh PostgreSQL databases, dropped at the end of the session."""
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except sa.exc.OperationalError as exc:  # the suite needs PostgreSQL: fail, never skip
+        raise RuntimeError(f"PostgreSQL is required for the tests ({PG_ADMIN_URL}): {exc}") from exc
+    created: list[str] = []
+
+    def make(prefix: str = "carinho_test") -> str:
+        name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        created.append(name)
+        return sa.engine.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+    yield make
+    with admin.connect() as conn:
+        for name in created:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def hub_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Credentials the relay accepts: one token per system, the Z-API webhook token."""
+    env = {f"CARINHO_{s.upper()}_TOKEN": t for s, t in TOKENS.items()}
+    env.update(ZAPI_WEBHOOK_TOKEN=ZAPI_WEBHOOK_TOKEN, ZAPI_INSTANCE_ID=ZAPI_INSTANCE_ID)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    for s in settings.SYSTEMS:
+        monkeypatch.delenv(f"CARINHO_{s.upper()}_WEBHOOK_SECRET", raising=False)
+    for key in ("ZAPI_BASE_URL", "ZAPI_TOKEN", "DAGSTER_HOME"):
+        monkeypatch.delenv(key, raising=False)
+    return env
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path, pg_database) -> str:
+    """A migrated event store, on both supported databases."""
+    from relay.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'events.db'}" if request.param == "sqlite" else pg_database()
+    upgrade(url)
+    return url
