@@ -1,13 +1,14 @@
 """Every text a client or caregiver reads (CONTRACTS §8), in pt-BR.
 
-Placeholders are substituted with ``str.replace`` (a name with braces cannot break a
-message) and fall back to a safe default when the name is unknown. E-mail HTML
+Placeholders are substituted in one pass (a name with braces cannot break a message)
+and fall back to a safe default when the name is unknown. E-mail HTML
 escapes every substituted value.
 """
 
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -64,6 +65,9 @@ RATING_BUTTONS: tuple[tuple[str, str], ...] = (
 )
 
 
+_PLACEHOLDER = re.compile(r"\{(nome|cuidador)\}")
+
+
 def _clean(value: Any, default: str) -> str:
     text = " ".join(str(value).split()) if value is not None else ""
     return text or default
@@ -72,9 +76,9 @@ def _clean(value: Any, default: str) -> str:
 def render(template: str, *, nome: Any = None, cuidador: Any = None) -> str:
     """A WhatsApp template (a key of :data:`WHATSAPP_TEMPLATES` or the text itself)."""
     text = WHATSAPP_TEMPLATES.get(template, template)
-    return text.replace("{nome}", _clean(nome, DEFAULT_NAME)).replace(
-        "{cuidador}", _clean(cuidador, DEFAULT_CAREGIVER)
-    )
+    values = {"nome": _clean(nome, DEFAULT_NAME), "cuidador": _clean(cuidador, DEFAULT_CAREGIVER)}
+    # one pass, so a substituted name is never itself substituted
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
 
 
 def lead_response(nome: Any = None) -> str:

@@ -41,6 +41,7 @@ __all__ = [
     "MarketingResource",
     "OperacaoResource",
     "SiteResource",
+    "SYSTEM_RESOURCES",
     "ZApiResource",
     "RESOURCE_KEYS",
     "build_resources",

@@ -101,9 +101,10 @@ class HttpResource(ConfigurableResource):
 
     @property
     def client(self) -> httpx.Client:
-        if self._client is None:
+        # a closed client can come from a copy of this resource that was torn down
+        if self._client is None or self._client.is_closed:
             with self._client_lock:
-                if self._client is None:
+                if self._client is None or self._client.is_closed:
                     register_secret(*self._secrets())
                     self._client = httpx.Client(
                         base_url=self.base_url.rstrip("/"),
