@@ -50,6 +50,53 @@ def _safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+# -- apikey ---------------------------------------------------------------------
+
+
+@main.group()
+def apikey() -> None:
+    """Operations API keys (stored hashed)."""
+
+
+@apikey.command("create")
+@click.argument("name")
+@click.option("--scopes", required=True, help="comma-separated, e.g. events:read,dlq:read (or *)")
+def apikey_create(name: str, scopes: str) -> None:
+    """Create a key; the key is printed alone on the last line, once."""
+    from relay.apikeys import create_key
+    from relay.store import EventStore
+
+    try:
+        key = create_key(EventStore(), name, [s.strip() for s in scopes.split(",") if s.strip()])
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"created API key {name!r} with scopes {scopes}; store it now, it is not shown again:")
+    click.echo(key)
+
+
+@apikey.command("revoke")
+@click.argument("name")
+def apikey_revoke(name: str) -> None:
+    """Revoke a stored key (it stops working at once)."""
+    from relay.apikeys import revoke_key
+    from relay.store import EventStore
+
+    if not revoke_key(EventStore(), name):
+        raise click.ClickException(f"no active key named {name!r}")
+    click.echo(f"revoked {name!r}")
+
+
+@apikey.command("list")
+def apikey_list() -> None:
+    """Stored keys (names and scopes, never the keys)."""
+    from relay.apikeys import list_keys
+    from relay.store import EventStore
+
+    for row in list_keys(EventStore()):
+        state = f"revoked {row['revoked_at']:%Y-%m-%d}" if row["revoked_at"] else "active"
+        click.echo(f"{row['name']}\t{row['scopes']}\t{state}")
+
+
 # -- relay ----------------------------------------------------------------------
 
 

@@ -57,3 +57,29 @@ whatsapp_connection = sa.Table(
     sa.Column("occurred_at", Timestamp, nullable=False),
     sa.Column("received_at", Timestamp, nullable=False),
 )
+
+# Operations API keys created with `carinho apikey create` (keys from CARINHO_API_KEYS
+# live only in the environment). Keys are 32 random bytes, so a SHA-256 digest is a
+# safe hash and lets a request find its key with one indexed lookup.
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("scopes", sa.String(512), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("revoked_at", Timestamp, nullable=True),
+)
+
+# Every mutating call of the operations API: who, what, on what.
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("at", Timestamp, nullable=False),
+    sa.Column("key_name", sa.String(64), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("target", sa.String(255), nullable=True),
+    sa.Column("detail", sa.JSON, nullable=True),
+)
