@@ -153,6 +153,7 @@ class EmailResource(ConfigurableResource):
     # -- transport -------------------------------------------------------------------
 
     def _connect(self) -> smtplib.SMTP:
+        register_secret(self.password)
         if self.port == 465:
             smtp: smtplib.SMTP = smtplib.SMTP_SSL(
                 self.host, self.port, timeout=self.timeout_seconds, context=ssl.create_default_context()

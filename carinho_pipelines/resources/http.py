@@ -125,9 +125,6 @@ class HttpResource(ConfigurableResource):
             headers["Idempotency-Key"] = idempotency_key
         return headers
 
-    def _check_success(self, response: httpx.Response, where: str, request_id: str | None) -> None:
-        """Raise for a 2xx that is a failure in disguise (Z-API's ``error`` key)."""
-
     # -- calls --------------------------------------------------------------------------
 
     def request(
@@ -184,7 +181,6 @@ class HttpResource(ConfigurableResource):
                 destination=self.destination,
                 request_id=request_id,
             )
-        self._check_success(response, where, request_id)
         return response
 
     def json_of(self, response: httpx.Response | None) -> Any:

@@ -16,7 +16,10 @@ import json
 import time
 from collections.abc import Mapping
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any, ClassVar
+from uuid import UUID
+from zoneinfo import ZoneInfo
 
 from pydantic import Field
 
@@ -24,6 +27,7 @@ from ..privacy import normalize_phone
 from .http import InternalApiResource
 
 JsonObject = dict[str, Any]
+SAO_PAULO = ZoneInfo("America/Sao_Paulo")
 
 
 # -- canonical events and their signature -------------------------------------------------
@@ -37,7 +41,7 @@ def canonical_event(event: Mapping[str, Any]) -> JsonObject:
     event_type = event.get("type") or event.get("event_type")
     if not event_type:
         raise ValueError("an event needs a type to be forwarded")
-    timestamp = event.get("timestamp") or event.get("received_at")
+    timestamp = event.get("timestamp") or event.get("received_at") or datetime.now(SAO_PAULO).isoformat()
     if isinstance(timestamp, datetime):
         timestamp = timestamp.isoformat()
     data = event.get("data", event.get("payload"))
@@ -58,6 +62,10 @@ def encode_body(body: Any) -> bytes:
 def _json_default(value: Any) -> Any:
     if isinstance(value, (datetime, date)):
         return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, UUID):
+        return str(value)
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
