@@ -178,3 +178,65 @@ def _redact(url: str | None) -> str | None:
     from carinho_pipelines.sandbox.zapi import redact_url
 
     return redact_url(url)
+
+
+DEFAULT_CONTROL_URL = "http://127.0.0.1:8109"
+
+
+class ControlError(RuntimeError):
+    pass
+
+
+class ControlClient:
+    """Drives a sandbox running elsewhere (another process) through its control server."""
+
+    def __init__(self, url: str = DEFAULT_CONTROL_URL, timeout: float = 10.0) -> None:
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(base_url=self.url, timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        try:
+            response = self._http.request(method, path, json=body)
+        except httpx.HTTPError as exc:
+            raise ControlError(f"sandbox control server at {self.url} unreachable: {exc}") from exc
+        if response.status_code >= 400:
+            raise ControlError(f"{method} {path} → {response.status_code}: {response.text}")
+        return response.json()
+
+    def systems(self) -> dict[str, Any]:
+        return self._call("GET", "/systems")["systems"]
+
+    def env(self) -> dict[str, str]:
+        return self._call("GET", "/env")
+
+    def calls(self, system: str) -> list[dict[str, Any]]:
+        return self._call("GET", f"/systems/{system}/calls")["calls"]
+
+    def faults(self, system: str, **fault: Any) -> dict[str, Any]:
+        return self._call("POST", f"/systems/{system}/faults", fault)
+
+    def clear_faults(self, system: str) -> dict[str, Any]:
+        return self._call("DELETE", f"/systems/{system}/faults")
+
+    def reset(self) -> None:
+        self._call("POST", "/reset")
+
+    def seed(self, data: dict[str, Any] | None = None) -> dict[str, Any]:
+        return self._call("POST", "/seed", data or {})
+
+    def zapi_connect(self, connected: bool) -> dict[str, Any]:
+        return self._call("POST", "/zapi/connect" if connected else "/zapi/disconnect")
+
+    def zapi_webhook(self, url: str | None, auto_callbacks: float | None = None) -> dict[str, Any]:
+        return self._call("PUT", "/zapi/webhook", {"url": url, "auto_callbacks": auto_callbacks})
+
+    def zapi_sent(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/zapi/sent")["sent"]
+
+    def emit_received(self, phone: str, text: str | None = None, button_id: str | None = None,
+                      sender_name: str | None = None, gzip: bool = False) -> dict[str, Any]:
+        return self._call("POST", "/zapi/emit/received", {"phone": phone, "text": text, "button_id": button_id,
+                                                          "sender_name": sender_name, "gzip": gzip})

@@ -245,6 +245,10 @@ class Sandbox:
                 counts.setdefault(system, {})[collection] = len(rows)
         return counts
 
+    def seed_default(self) -> dict[str, dict[str, int]]:
+        """The default day of data (:func:`carinho_pipelines.sandbox.seed.default_seed`)."""
+        return self.seed(None)
+
     def _names(self, system: str | None) -> list[str]:
         if system is None:
             return list(ALL_SYSTEMS)

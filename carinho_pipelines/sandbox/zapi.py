@@ -105,7 +105,7 @@ def redact_url(url: str | None) -> str | None:
         return url
     parts = urlsplit(url)
     query = [(k, "***" if k == "token" else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
-    return urlunsplit(parts._replace(query=urlencode(query)))
+    return urlunsplit(parts._replace(query=urlencode(query, safe="*")))
 
 
 @dataclass
