@@ -83,3 +83,78 @@ audit_log = sa.Table(
     sa.Column("target", sa.String(255), nullable=True),
     sa.Column("detail", sa.JSON, nullable=True),
 )
+
+# One row per (event, action): what each action of an event's run did. An action
+# that succeeded is never run again, not by an op retry nor by a re-execution.
+event_actions = sa.Table(
+    "event_actions",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.BigInteger, nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    # succeeded | skipped | held | failed
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("result", sa.JSON, nullable=True),
+    sa.Column("error_class", sa.String(16), nullable=True),
+    sa.Column("error_message", sa.Text, nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("run_id", sa.String(64), nullable=True),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("event_id", "action", name="uq_event_actions_event_action"),
+)
+
+# Outbound WhatsApp messages. Kept here first, so a message is never lost while Z-API
+# is unreachable or the instance is disconnected, and sent at most once.
+whatsapp_outbox = sa.Table(
+    "whatsapp_outbox",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.BigInteger, nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("phone", sa.String(32), nullable=False),
+    # text | button_list | link
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("body", sa.JSON, nullable=False),
+    # pending | sending | sent | failed
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("message_id", sa.String(128), nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("sent_at", Timestamp, nullable=True),
+    sa.UniqueConstraint("event_id", "action", name="uq_whatsapp_outbox_event_action"),
+)
+sa.Index("ix_whatsapp_outbox_status", whatsapp_outbox.c.status, whatsapp_outbox.c.id)
+sa.Index("ix_whatsapp_outbox_message_id", whatsapp_outbox.c.message_id)
+
+# The lead auto-reply goes at most once per phone per 24 h; the conditional upsert on
+# this row decides atomically, also between concurrent runs.
+auto_reply_guard = sa.Table(
+    "auto_reply_guard",
+    metadata,
+    sa.Column("phone", sa.String(32), primary_key=True),
+    sa.Column("last_sent_at", Timestamp, nullable=False),
+)
+
+# What each scheduled sync wrote downstream, one row per source item (CONTRACTS §5):
+# a re-run, a retry or a backfill skips items already written and only retries a
+# confirm that failed. ``first_seen_at`` also tells how long an item has been pending.
+sync_ledger = sa.Table(
+    "sync_ledger",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("sync", sa.String(32), nullable=False),
+    sa.Column("item_key", sa.String(128), nullable=False),
+    # the day of operacao_financeiro's partition; null for the other syncs
+    sa.Column("partition_key", sa.String(32), nullable=True),
+    sa.Column("first_seen_at", Timestamp, nullable=False),
+    sa.Column("written_at", Timestamp, nullable=True),
+    sa.Column("downstream_id", sa.String(64), nullable=True),
+    sa.Column("confirmed_at", Timestamp, nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_error", sa.String(500), nullable=True),
+    sa.Column("run_id", sa.String(64), nullable=True),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("sync", "item_key", name="uq_sync_ledger_sync_item"),
+)
+sa.Index("ix_sync_ledger_partition", sync_ledger.c.sync, sync_ledger.c.partition_key)
