@@ -1,0 +1,148 @@
+"""One job per catalogued event type; one op per action; ``depends_on`` as edges.
+
+Everything here is derived from :data:`carinho_pipelines.catalogue.CATALOGUE`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dagster import (
+    Failure,
+    GraphDefinition,
+    In,
+    JobDefinition,
+    MetadataValue,
+    Nothing,
+    OpDefinition,
+    Out,
+    Output,
+    RetryRequested,
+    in_process_executor,
+)
+from dagster import DependencyDefinition
+from sqlalchemy.exc import OperationalError
+
+from carinho_pipelines import tags
+from carinho_pipelines.catalogue import CATALOGUE, Action, EventType
+from carinho_pipelines.errors import ActionError
+from carinho_pipelines.privacy import mask_payload
+from carinho_pipelines.queues import QUEUES
+from carinho_pipelines.retries import MAX_RETRIES, retry_policy, wait_seconds
+
+from . import ledger
+from .actions import ActionContext, implementation
+
+
+def _resource_keys(action: Action) -> set[str]:
+    keys = {"event_store"}
+    if action.destination == "whatsapp":
+        keys.add("zapi")
+    elif action.destination != "hub":
+        keys.add(action.destination)
+    if action.name == "marketing_conversion":
+        keys.add("marketing")
+    return keys
+
+
+def run_action(context: Any, action: Action):
+    """The body of every action op: ledger check, the action, error classification."""
+    event_id = int(context.run.tags[tags.EVENT_ID])
+    store = context.resources.event_store.store
+    prior = ledger.get_action(store, event_id, action.name)
+    if prior is not None and prior.status in ledger.DONE:
+        context.log.info(f"{action.name} already {prior.status} (run {prior.run_id}); not repeated")
+        yield Output(None, metadata={"outcome": "already done", "status": prior.status, "in_run": prior.run_id or ""})
+        return
+    event = store.get_event(event_id)
+    if event is None:
+        raise Failure(f"event {event_id} not found in the event store", allow_retries=False)
+    queue = event["queue"]
+    if event.get("payload_purged_at"):
+        raise Failure(f"event {event_id}'s payload was removed by retention", allow_retries=False)
+    resources = {key: getattr(context.resources, key) for key in _resource_keys(action)}
+    ctx = ActionContext(event=event, action=action, resources=resources, store=store, run_id=context.run_id, log=context.log)
+    try:
+        outcome = implementation(action)(ctx)
+    except ActionError as err:
+        ledger.record_failure(store, event_id, action.name, err, context.run_id)
+        metadata = {
+            "error_class": err.error_class,
+            "destination": err.destination or action.destination,
+            "status": MetadataValue.int(err.status) if err.status is not None else MetadataValue.text("none"),
+            "response": MetadataValue.json(err.to_dict()),
+        }
+        if err.retryable and context.retry_number < MAX_RETRIES:
+            wait = wait_seconds(queue, context.retry_number, err.retry_after)
+            context.log.warning(f"{action.name}: {err.error_class} ({err.message}); retry in {wait}s")
+            raise RetryRequested(max_retries=MAX_RETRIES, seconds_to_wait=wait) from err
+        raise Failure(
+            description=f"{action.name} → {err.destination or action.destination}: {err.error_class}: {err.message}",
+            metadata=metadata,
+            allow_retries=False,
+        ) from err
+    except OperationalError as err:  # the event store itself is briefly unavailable
+        if context.retry_number < MAX_RETRIES:
+            raise RetryRequested(max_retries=MAX_RETRIES, seconds_to_wait=wait_seconds(queue, context.retry_number)) from err
+        raise Failure(description=f"event store unavailable: {err.__class__.__name__}",
+                      metadata={"error_class": "unavailable"}, allow_retries=False) from err
+    ledger.record_outcome(store, event_id, action.name, outcome["status"], outcome, context.run_id)
+    yield Output(None, metadata={k: MetadataValue.json(v) if isinstance(v, (dict, list)) else str(v)
+                                 for k, v in mask_payload(outcome).items()})
+
+
+_OPS: dict[str, OpDefinition] = {}
+
+
+def action_op(action: Action) -> OpDefinition:
+    """One op per action name, shared by the jobs that have that action (op names are
+    unique in a code location); the retry policy is set per job, from its queue."""
+    if action.name not in _OPS:
+
+        def compute(context, _inputs):
+            yield from run_action(context, action)
+
+        _OPS[action.name] = OpDefinition(
+            name=action.name,
+            description=f"{action.description} ({action.destination})",
+            ins={dep: In(Nothing) for dep in action.depends_on},
+            outs={"result": Out(Nothing)},
+            compute_fn=compute,
+            required_resource_keys=_resource_keys(action),
+            tags={"carinho/destination": action.destination},
+        )
+    return _OPS[action.name]
+
+
+def event_job(event_type: EventType) -> JobDefinition:
+    ops = [action_op(a) for a in event_type.actions]
+    deps = {
+        a.name: {dep: DependencyDefinition(dep, "result") for dep in a.depends_on} for a in event_type.actions
+    }
+    graph = GraphDefinition(
+        name=event_type.job_name,
+        description=event_type.description or f"fan-out of {event_type.name}",
+        node_defs=ops,
+        dependencies=deps,
+    )
+    return graph.to_job(
+        executor_def=in_process_executor,
+        op_retry_policy=retry_policy(event_type.queue),
+        tags={tags.EVENT_TYPE: event_type.name, tags.QUEUE: event_type.queue},
+    )
+
+
+EVENT_JOBS: dict[str, JobDefinition] = {name: event_job(spec) for name, spec in CATALOGUE.items()}
+
+
+def run_tags(event: dict[str, Any]) -> dict[str, str]:
+    """The tags of an event's run (set by the sensor and by direct submission)."""
+    queue = event["queue"]
+    return {
+        tags.EVENT_ID: str(event["id"]),
+        tags.EVENT_TYPE: event["event_type"],
+        tags.SOURCE: event["source"],
+        tags.QUEUE: queue,
+        tags.PRIORITY: str(QUEUES[queue].priority),
+        tags.DLQ: "open",
+    }

@@ -1,0 +1,205 @@
+"""The fan-out's bookkeeping in the event store (plain SQLAlchemy, no Dagster):
+the per-action ledger, derived events, dispatch marks, the WhatsApp outbox and the
+auto-reply guard."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from carinho_pipelines.errors import ActionError
+from relay.store import Envelope, EventStore, Ingested, as_utc, utcnow
+from relay.tables import auto_reply_guard, event_actions, events, whatsapp_outbox
+
+#: ledger statuses after which an action is never run again
+DONE = ("succeeded", "skipped", "held")
+
+
+@dataclass(frozen=True)
+class ActionRecord:
+    status: str
+    result: dict[str, Any] | None
+    attempts: int
+    run_id: str | None
+    error_class: str | None
+    error_message: str | None
+
+
+def _upsert_action(store: EventStore, event_id: int, action: str, values: dict[str, Any]) -> None:
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    insert = postgresql.insert if store.dialect == "postgresql" else sqlite.insert
+    stmt = insert(event_actions).values(event_id=event_id, action=action, updated_at=utcnow(), **values)
+    update = {k: stmt.excluded[k] for k in (*values, "updated_at") if k != "attempts"}
+    if "attempts" in values:
+        update["attempts"] = event_actions.c.attempts + 1
+    stmt = stmt.on_conflict_do_update(index_elements=["event_id", "action"], set_=update)
+    with store.engine.begin() as conn:
+        conn.execute(stmt)
+
+
+def get_action(store: EventStore, event_id: int, action: str) -> ActionRecord | None:
+    with store.engine.connect() as conn:
+        row = conn.execute(
+            sa.select(event_actions).where(event_actions.c.event_id == event_id, event_actions.c.action == action)
+        ).mappings().first()
+    if row is None:
+        return None
+    return ActionRecord(row["status"], row["result"], row["attempts"], row["run_id"], row["error_class"], row["error_message"])
+
+
+def actions_of(store: EventStore, event_id: int) -> list[dict[str, Any]]:
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(event_actions).where(event_actions.c.event_id == event_id).order_by(event_actions.c.id)
+        ).mappings().all()
+    return [dict(r) for r in rows]
+
+
+def record_outcome(store: EventStore, event_id: int, action: str, status: str, result: dict | None, run_id: str) -> None:
+    _upsert_action(
+        store, event_id, action,
+        {"status": status, "result": result, "run_id": run_id, "error_class": None, "error_message": None, "attempts": 1},
+    )
+
+
+def record_failure(store: EventStore, event_id: int, action: str, error: ActionError | Exception, run_id: str) -> None:
+    error_class = error.error_class if isinstance(error, ActionError) else "error"
+    message = (error.message if isinstance(error, ActionError) else f"{error.__class__.__name__}: {error}")[:2000]
+    _upsert_action(
+        store, event_id, action,
+        {"status": "failed", "result": None, "run_id": run_id, "error_class": error_class, "error_message": message,
+         "attempts": 1},
+    )
+
+
+# -- derived events -----------------------------------------------------------------
+
+
+def emit_event(store: EventStore, env: Envelope) -> Ingested:
+    """Store an event the hub itself creates (idempotent on source + key)."""
+    return store.ingest(env)
+
+
+# -- dispatch -----------------------------------------------------------------------
+
+
+def due_events(store: EventStore, now: dt.datetime, limit: int) -> list[dict[str, Any]]:
+    """Events to dispatch: not filtered, not yet marked dispatched, due by ``now``."""
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(events.c.id, events.c.event_type, events.c.source, events.c.queue, events.c.available_at)
+            .where(events.c.run_id.is_(None), events.c.filtered_reason.is_(None), events.c.available_at <= now)
+            .order_by(events.c.available_at, events.c.id)
+            .limit(limit)
+        ).mappings().all()
+    return [dict(r) for r in rows]
+
+
+def mark_dispatched(store: EventStore, event_id: int, run_id: str) -> None:
+    with store.engine.begin() as conn:
+        conn.execute(
+            events.update()
+            .where(events.c.id == event_id, events.c.run_id.is_(None))
+            .values(run_id=run_id, dispatched_at=utcnow())
+        )
+
+
+# -- auto-reply guard ---------------------------------------------------------------
+
+
+def claim_auto_reply(conn: sa.Connection, dialect: str, phone: str, now: dt.datetime, window: dt.timedelta) -> bool:
+    """True when no auto-reply went to ``phone`` within ``window`` (and claims it)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(auto_reply_guard).values(phone=phone, last_sent_at=now)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["phone"],
+        set_={"last_sent_at": stmt.excluded.last_sent_at},
+        where=auto_reply_guard.c.last_sent_at <= now - window,
+    ).returning(auto_reply_guard.c.phone)
+    return conn.execute(stmt).first() is not None
+
+
+# -- WhatsApp outbox ----------------------------------------------------------------
+
+
+def outbox_enqueue(
+    store: EventStore,
+    *,
+    event_id: int,
+    action: str,
+    phone: str,
+    kind: str,
+    body: dict[str, Any],
+    guard: tuple[str, dt.timedelta] | None = None,
+) -> dict[str, Any] | None:
+    """The outbox row of (event, action), created if new. With ``guard`` (phone,
+    window) the row is only created when the auto-reply guard allows it, in the same
+    transaction; returns None when the guard refused."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    insert = postgresql.insert if store.dialect == "postgresql" else sqlite.insert
+    now = utcnow()
+    with store.engine.begin() as conn:
+        existing = conn.execute(
+            sa.select(whatsapp_outbox).where(whatsapp_outbox.c.event_id == event_id, whatsapp_outbox.c.action == action)
+        ).mappings().first()
+        if existing is not None:
+            return dict(existing)
+        if guard is not None and not claim_auto_reply(conn, store.dialect, guard[0], now, guard[1]):
+            return None
+        conn.execute(
+            insert(whatsapp_outbox)
+            .values(event_id=event_id, action=action, phone=phone, kind=kind, body=body, status="pending", created_at=now)
+            .on_conflict_do_nothing(index_elements=["event_id", "action"])
+        )
+        row = conn.execute(
+            sa.select(whatsapp_outbox).where(whatsapp_outbox.c.event_id == event_id, whatsapp_outbox.c.action == action)
+        ).mappings().one()
+    return dict(row)
+
+
+def outbox_claim(store: EventStore, outbox_id: int) -> bool:
+    """pending → sending, atomically: only one sender sends a message."""
+    with store.engine.begin() as conn:
+        result = conn.execute(
+            whatsapp_outbox.update()
+            .where(whatsapp_outbox.c.id == outbox_id, whatsapp_outbox.c.status == "pending")
+            .values(status="sending", attempts=whatsapp_outbox.c.attempts + 1)
+        )
+    return result.rowcount == 1
+
+
+def outbox_finish(store: EventStore, outbox_id: int, status: str, *, message_id: str | None = None, error: str | None = None) -> None:
+    values: dict[str, Any] = {"status": status, "last_error": error}
+    if status == "sent":
+        values.update(message_id=message_id, sent_at=utcnow())
+    with store.engine.begin() as conn:
+        conn.execute(whatsapp_outbox.update().where(whatsapp_outbox.c.id == outbox_id).values(**values))
+
+
+def outbox_pending(store: EventStore, limit: int = 100) -> list[dict[str, Any]]:
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(whatsapp_outbox).where(whatsapp_outbox.c.status == "pending").order_by(whatsapp_outbox.c.id).limit(limit)
+        ).mappings().all()
+    return [dict(r) for r in rows]
+
+
+def outbox_by_message_id(store: EventStore, message_id: str) -> dict[str, Any] | None:
+    with store.engine.connect() as conn:
+        row = conn.execute(sa.select(whatsapp_outbox).where(whatsapp_outbox.c.message_id == message_id)).mappings().first()
+    return dict(row) if row else None
+
+
+def outbox_counts(store: EventStore) -> dict[str, int]:
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(whatsapp_outbox.c.status, sa.func.count()).group_by(whatsapp_outbox.c.status)).all()
+    return {status: int(n) for status, n in rows}
+
+
