@@ -1,0 +1,48 @@
+"""The four scheduled syncs (CONTRACTS §5) as Dagster assets, jobs, schedules and checks.
+
+Lineage in the UI: what the hub reads from a system is an external asset, what it
+writes is a materialized asset::
+
+    crm/pending_schedules        → operacao/schedules                  (crm_operacao, hourly)
+    operacao/completed_services  → financeiro/invoices → operacao/services_billed
+                                                                       (operacao_financeiro, daily 23:00, partitioned)
+    crm/pending_billing_setups   → financeiro/billing_setups           (crm_financeiro, 06:00 and 18:00)
+    cuidadores/pending_updates   → crm/caregiver_updates               (cuidadores_crm, every 4 h)
+
+``defs`` has no resources: the code location adds ``build_resources()`` and
+``sync_ledger`` (:class:`SyncLedgerResource`).
+"""
+
+from __future__ import annotations
+
+import dagster
+
+from . import crm_financeiro, crm_operacao, cuidadores_crm, operacao_financeiro
+from .checks import freshness_checks
+from .common import LEDGER_KEY, SYNC_TAG, run_tags
+from .engine import SyncConfig
+from .ledger import SyncLedger, SyncLedgerResource
+from .schedules import SYNCS, TIMEZONE, freshness_job, jobs, schedules
+
+MODULES = (crm_operacao, operacao_financeiro, crm_financeiro, cuidadores_crm)
+SYNC_NAMES: tuple[str, ...] = tuple(SYNCS)
+
+defs = dagster.Definitions(
+    assets=[m.source for m in MODULES] + [getattr(m, m.NAME) for m in MODULES],
+    asset_checks=freshness_checks,
+    jobs=[*jobs.values(), freshness_job],
+    schedules=schedules,
+)
+
+__all__ = [
+    "LEDGER_KEY",
+    "SYNC_NAMES",
+    "SYNC_TAG",
+    "SYNCS",
+    "TIMEZONE",
+    "SyncConfig",
+    "SyncLedger",
+    "SyncLedgerResource",
+    "defs",
+    "run_tags",
+]

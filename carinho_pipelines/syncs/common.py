@@ -1,0 +1,254 @@
+"""One sync as a Dagster multi-asset: fetch → validate → dedupe → transform → write/confirm.
+
+Each sync module describes itself with a :class:`SyncSpec`; :func:`run_sync` is the
+body of its asset op. It yields one materialization per target asset (counts and a
+masked preview), the in-run asset check results, and then fails the run (so it is in
+the DLQ) when any item failed, listing those items. Re-executing the run from failure
+re-runs the op, and the ledger makes it touch only the items that failed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+)
+
+from ..errors import ActionError
+from ..queues import LOW, QUEUES
+from . import batch
+from .engine import Caller, Item, Outcome, SyncConfig, sync_items
+from .ledger import SyncLedger, SyncLedgerResource
+
+LEDGER_KEY = "sync_ledger"
+SYNC_TAG = "carinho/sync"
+
+
+def run_tags(sync: str) -> dict[str, str]:
+    """Tags of every run of a sync (queue limits, DLQ state, priority)."""
+    return {
+        "carinho/queue": LOW,
+        SYNC_TAG: sync,
+        "dagster/priority": str(QUEUES[LOW].priority),
+        "carinho/dlq": "open",
+    }
+
+
+@dataclass
+class Batch:
+    """What a run read and decided, passed to the checks."""
+
+    sync: str
+    partition_key: str | None
+    read: int
+    duplicates: int
+    valid: pd.DataFrame
+    invalid: pd.DataFrame
+    skipped_at_source: list[str]
+    #: the valid items not synced at the source, with their downstream id when written
+    items: list[Item]
+    outcome: Outcome
+    ledger: SyncLedger
+    now: dt.datetime
+
+
+@dataclass(frozen=True)
+class SyncSpec:
+    name: str
+    source_system: str
+    #: fields of a feed item (CONTRACTS §10), the required ones, the numeric ones
+    columns: tuple[str, ...]
+    required: tuple[str, ...]
+    numeric: tuple[str, ...]
+    fetch: Callable[[Mapping[str, Any], str | None], list[dict[str, Any]]]
+    #: the body written downstream for one valid source item
+    body: Callable[[dict[str, Any], str | None], dict[str, Any]]
+    write: Callable[[Mapping[str, Any], Item], str]
+    confirm: Callable[[Mapping[str, Any], Item], None]
+    written_key: AssetKey
+    #: a separate asset for the confirms (``operacao/services_billed``); None = same asset
+    confirmed_key: AssetKey | None = None
+    preview_columns: tuple[str, ...] = ()
+    preview_row: Callable[[Item], dict[str, Any]] = lambda item: item.body
+    #: items already synced according to the source (e.g. ``billed: true``)
+    synced_at_source: Callable[[dict[str, Any]], bool] | None = None
+    #: checks evaluated in the run, with their evaluation
+    check_specs: tuple[AssetCheckSpec, ...] = ()
+    evaluate_checks: Callable[[Batch], list[AssetCheckResult]] = lambda b: []
+    description: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def run_sync(
+    spec: SyncSpec,
+    context: AssetExecutionContext,
+    config: SyncConfig,
+    resources: Mapping[str, Any],
+    sync_ledger: SyncLedgerResource,
+) -> Iterator[MaterializeResult | AssetCheckResult]:
+    partition_key = context.partition_key if context.has_partition_key else None
+    ledger = sync_ledger.ledger()
+    caller = Caller(config)
+
+    try:
+        items = caller(spec.source_system, lambda: spec.fetch(resources, partition_key))
+    except ActionError as exc:
+        raise Failure(
+            description=f"{spec.name}: could not read from {spec.source_system}: {exc}",
+            metadata={"error_class": exc.error_class, "stage": "fetch"},
+        ) from exc
+
+    frame = batch.to_frame(items, spec.columns)
+    read = len(frame)
+    valid, invalid = batch.validate(frame, spec.required, spec.numeric)
+    valid, duplicates = batch.dedupe(valid)
+    skipped_at_source: list[str] = []
+    if spec.synced_at_source is not None and len(valid):
+        at_source = valid[batch.ITEM].map(spec.synced_at_source).astype(bool)
+        skipped_at_source = valid.loc[at_source, "id"].astype(str).tolist()
+        valid = valid.loc[~at_source]
+    if len(invalid):
+        invalid_ids = [str(i) for i in invalid["id"].tolist() if i is not None and not pd.isna(i)]
+        ledger.seen(spec.name, invalid_ids, partition_key)
+        context.log.warning(f"{spec.name}: {len(invalid)} invalid item(s) not sent: " + "; ".join(
+            f"{row['id']}: {row['reason']}" for row in invalid[["id", "reason"]].head(20).to_dict("records")))
+
+    work = [
+        Item(source_id=str(row["id"]), key=str(row["id"]), body=spec.body(row, partition_key), row=row)
+        for row in valid[batch.ITEM].tolist()
+    ]
+    outcome = sync_items(
+        spec.name,
+        work,
+        ledger=ledger,
+        write=lambda item: caller(_destination_of(spec.written_key), lambda: spec.write(resources, item)),
+        confirm=lambda item: caller(spec.source_system, lambda: spec.confirm(resources, item)),
+        config=config,
+        run_id=context.run_id,
+        partition_key=partition_key,
+    )
+    done = Batch(spec.name, partition_key, read, duplicates, valid, invalid, skipped_at_source, work, outcome, ledger,
+                 dt.datetime.now(dt.timezone.utc))
+
+    yield from _materializations(spec, done)
+    yield from spec.evaluate_checks(done)
+
+    context.log.info(f"{spec.name}: {summary(done)}")
+    if outcome.failures:
+        shown = [f.as_dict() for f in outcome.failures]
+        raise Failure(
+            description=f"{spec.name}: {len(outcome.failures)} item(s) failed: "
+            + ", ".join(f"{f.source_id} ({f.stage}, {f.error_class})" for f in outcome.failures[:20]),
+            metadata={
+                "failed_items": MetadataValue.json(shown[:200]),
+                "failed_count": len(outcome.failures),
+                "failed_ids": ", ".join(outcome.failed_ids()[:200]),
+                "error_classes": ", ".join(sorted({f.error_class for f in outcome.failures})),
+            },
+        )
+
+
+def _destination_of(key: AssetKey) -> str:
+    return key.path[0]
+
+
+def counts(done: Batch) -> dict[str, int]:
+    o = done.outcome
+    return {
+        "read": done.read,
+        "duplicates": done.duplicates,
+        "invalid": len(done.invalid),
+        "skipped_already_synced": len(done.skipped_at_source) + len(o.skipped),
+        "written": len(o.written),
+        "confirmed": len(o.confirmed),
+        "confirm_retried": len(o.confirm_retried),
+        "failed": len(o.failures),
+    }
+
+
+def summary(done: Batch) -> str:
+    return ", ".join(f"{k} {v}" for k, v in counts(done).items())
+
+
+def _materializations(spec: SyncSpec, done: Batch) -> Iterator[MaterializeResult]:
+    o = done.outcome
+    invalid_rows = done.invalid[["id", "reason"]].head(50).astype(str).to_dict("records")
+    common: dict[str, Any] = {"partition": done.partition_key or ""}
+    written_meta = {
+        "read": done.read,
+        "duplicates": done.duplicates,
+        "invalid": len(done.invalid),
+        "skipped_already_synced": len(done.skipped_at_source) + len(o.skipped),
+        "written": len(o.written),
+        "failed": len(o.failed_ids("write")) if spec.confirmed_key else len(o.failures),
+        "invalid_items": MetadataValue.json(invalid_rows),
+        "preview": batch.preview([spec.preview_row(i) for i in o.written], spec.preview_columns),
+        **common,
+    }
+    confirm_meta = {
+        "confirmed": len(o.confirmed),
+        "confirm_retried": len(o.confirm_retried),
+        "confirm_failed": len(o.failed_ids("confirm")),
+    }
+    if spec.confirmed_key is None:
+        yield MaterializeResult(asset_key=spec.written_key, metadata={**written_meta, **confirm_meta})
+        return
+    yield MaterializeResult(asset_key=spec.written_key, metadata=written_meta)
+    yield MaterializeResult(
+        asset_key=spec.confirmed_key,
+        metadata={**confirm_meta, "failed": len(o.failed_ids("confirm")), **common},
+    )
+
+
+# -- checks every unpartitioned sync has ------------------------------------------------
+
+
+def stale_pending_check(spec_key: AssetKey, noun: str, max_age: dt.timedelta) -> tuple[AssetCheckSpec, Callable[[Batch], AssetCheckResult]]:
+    """"No pending <noun> older than <max_age>": what the source still lists after this run
+    (invalid, failed, or confirmed but still listed), aged from when the hub first saw it."""
+    hours = int(max_age.total_seconds() // 3600)
+    name = f"no_pending_{noun}_older_than_{hours}h"
+    check_spec = AssetCheckSpec(
+        name,
+        asset=spec_key,
+        description=f"After the run, no {noun.replace('_', ' ')} the source still lists as pending "
+        f"was first seen by the hub more than {hours} h ago.",
+    )
+
+    def evaluate(done: Batch) -> AssetCheckResult:
+        o = done.outcome
+        pending = set(done.invalid["id"].dropna().astype(str)) | set(o.failed_ids()) | {i.source_id for i in o.skipped}
+        rows = done.ledger.lookup(done.sync, sorted(pending)) if pending else {}
+        limit = done.now - max_age
+        stale = sorted((k for k, r in rows.items() if r.first_seen_at <= limit), key=_natural)
+        oldest = min((r.first_seen_at for r in rows.values()), default=None)
+        return AssetCheckResult(
+            asset_key=spec_key,
+            check_name=name,
+            passed=not stale,
+            severity=AssetCheckSeverity.ERROR,
+            metadata={
+                "still_pending": len(pending),
+                "stale": len(stale),
+                "stale_ids": ", ".join(stale[:100]),
+                "oldest_first_seen_at": oldest.isoformat() if oldest else "",
+            },
+        )
+
+    return check_spec, evaluate
+
+
+def _natural(value: str) -> tuple[int, str]:
+    return (0, f"{int(value):020d}") if value.isdigit() else (1, value)
