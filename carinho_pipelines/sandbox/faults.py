@@ -93,9 +93,15 @@ class SystemLayer:
             mark(status)
             await _json_response(send, status, self.error_body(status, message), extra)
 
+        generation = self.state.generation
         latency = self.state.faults.latency
         if latency > 0:
             await asyncio.sleep(latency)
+            if generation != self.state.generation:
+                # the sandbox was reset while this (abandoned) call hung: it must not
+                # consume the new faults nor write into the new state
+                await answer(503, "Sandbox was reset while this call was delayed")
+                return
 
         failure = self.state.take_failure()
         if failure is not None:

@@ -226,6 +226,7 @@ class Sandbox:
         self._run(self.areset())
 
     async def areset(self) -> None:
+        await self.zapi.acancel_playback()
         for state in self.systems.values():
             state.reset()
         self.zapi_state.reset()

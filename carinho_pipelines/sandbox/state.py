@@ -60,6 +60,8 @@ class SystemState:
     in_flight: set[str] = field(default_factory=set)
     collections: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     _next_ids: dict[str, int] = field(default_factory=dict)
+    #: bumped by reset: a request still sleeping in injected latency belongs to the old world
+    generation: int = 0
 
     # -- records -----------------------------------------------------------------------
 
@@ -133,6 +135,7 @@ class SystemState:
 
     def reset(self) -> None:
         with self.lock:
+            self.generation += 1
             self.calls.clear()
             self.idempotency.clear()
             self.in_flight.clear()

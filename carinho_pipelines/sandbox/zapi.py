@@ -129,9 +129,12 @@ class ZapiState:
     sent: list[dict[str, Any]] = field(default_factory=list)
     callbacks: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.RLock = field(default_factory=threading.RLock)
+    #: bumped by reset, so a callback in flight across a reset is not recorded after it
+    generation: int = 0
 
     def reset(self) -> None:
         with self.lock:
+            self.generation += 1
             self.connected = True
             self.since = now_iso()
             self.webhooks = dict.fromkeys(CALLBACK_KINDS)
@@ -378,6 +381,7 @@ class ZapiSimulator:
         if gzip:
             body = gzip_module.compress(body)
             headers["Content-Encoding"] = "gzip"
+        generation = self.state.generation
         record: dict[str, Any] = {"kind": kind, "type": payload.get("type"), "url": redact_url(url),
                                   "payload": payload, "gzip": gzip, "status": None, "at": now_iso()}
         try:
@@ -385,12 +389,12 @@ class ZapiSimulator:
                 response = await client.post(url, content=body, headers=headers)
         except httpx.HTTPError as exc:
             record["error"] = f"{type(exc).__name__}: {exc}"
-            self._remember(record)
+            self._remember(record, generation)
             log.warning("zapi %s callback to %s failed: %s", payload.get("type"), redact_url(url), type(exc).__name__)
             raise
         record["status"] = response.status_code
         record["response"] = response.text[:2000]
-        self._remember(record)
+        self._remember(record, generation)
         log.info("zapi %s callback (%s) → %s", payload.get("type"), mask_phone(payload.get("phone")), response.status_code)
         if check and not 200 <= response.status_code < 300:
             raise CallbackFailed(kind, response.status_code, response.text)
@@ -404,9 +408,17 @@ class ZapiSimulator:
         except httpx.HTTPError:
             pass  # already recorded; a state change never fails because the hub is away
 
-    def _remember(self, record: dict[str, Any]) -> None:
+    def _remember(self, record: dict[str, Any], generation: int) -> None:
         with self.state.lock:
-            self.state.callbacks.append(record)
+            if generation == self.state.generation:
+                self.state.callbacks.append(record)
+
+    async def acancel_playback(self) -> None:
+        """Stop delivery playback still pending (a reset must not be followed by old callbacks)."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     # -- sends ---------------------------------------------------------------------------
 
