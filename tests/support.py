@@ -6,6 +6,8 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from typing import Any
 
 import uvicorn
@@ -105,3 +107,32 @@ class TcpProxy:
                 except OSError:
                     pass
             self._conns.clear()
+
+
+class MailSink:
+    """aiosmtpd handler: keeps what it accepts; refuses scripted recipients."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.envelopes: list[Any] = []
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802 - aiosmtpd API
+        if address.startswith("inexistente@"):
+            return "550 5.1.1 <%s>: Recipient address rejected" % address
+        if address.startswith("lotado@"):
+            return "452 4.2.2 Mailbox full, try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd API
+        with self.lock:
+            self.envelopes.append(envelope)
+        return "250 Message accepted for delivery"
+
+    def messages(self) -> list[EmailMessage]:
+        with self.lock:
+            return [message_from_bytes(e.original_content or e.content, policy=policy.default) for e in self.envelopes]
+
+    def clear(self) -> None:
+        with self.lock:
+            self.envelopes.clear()

@@ -16,6 +16,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from carinho_pipelines.resources import SYSTEM_RESOURCES, InternalSystemResource, ZApiResource
 from carinho_pipelines.sandbox import Sandbox
+from tests.support import MailSink
 
 #: CRM signs what it receives: forwards to it must carry a valid Standard-Webhooks signature
 CRM_WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"carinho-test-crm-signing-key-0001").decode()
@@ -74,35 +75,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-class MailSink:
-    """aiosmtpd handler: keeps what it accepts; refuses scripted recipients."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.envelopes: list[Any] = []
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802 - aiosmtpd API
-        if address.startswith("inexistente@"):
-            return "550 5.1.1 <%s>: Recipient address rejected" % address
-        if address.startswith("lotado@"):
-            return "452 4.2.2 Mailbox full, try again later"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd API
-        with self.lock:
-            self.envelopes.append(envelope)
-        return "250 Message accepted for delivery"
-
-    def messages(self) -> list[EmailMessage]:
-        with self.lock:
-            return [message_from_bytes(e.original_content or e.content, policy=policy.default) for e in self.envelopes]
-
-    def clear(self) -> None:
-        with self.lock:
-            self.envelopes.clear()
 
 
 def _authenticate(server, session, envelope, mechanism, auth_data) -> AuthResult:

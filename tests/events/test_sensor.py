@@ -1,0 +1,52 @@
+"""The dispatch sensor: due events only, tags, exactly-once bookkeeping."""
+
+import datetime as dt
+
+from dagster import build_sensor_context
+
+from carinho_pipelines import tags
+from carinho_pipelines.events import ledger
+from carinho_pipelines.events.sensors import event_dispatch_sensor
+from carinho_pipelines.events.store_resource import EventStoreResource
+from relay.store import Envelope, utcnow
+
+
+def evaluate(hub, cursor=None):
+    context = build_sensor_context(instance=hub.instance, cursor=cursor,
+                                   resources={"event_store": EventStoreResource(database_url=hub.store_url)})
+    return event_dispatch_sensor.evaluate_tick(context)
+
+
+def test_one_run_request_per_due_event_keyed_by_event_id_with_queue_tags(hub):
+    lead = hub.event("lead.created", "site", {"phone": "5511988887777"})
+    later = hub.event("feedback.requested", "hub", {"service_id": 1}, available_at=utcnow() + dt.timedelta(hours=2))
+    hub.store.ingest(Envelope("whatsapp.inbound", "whatsapp", "from-me", "integrations-high", {}, utcnow(),
+                              filtered_reason="from_me"))
+    result = evaluate(hub)
+    [request] = result.run_requests
+    assert request.run_key == str(lead) and request.job_name == "event_lead_created"
+    assert {k: v for k, v in request.tags.items() if not k.startswith("dagster/sensor")} == {
+        tags.EVENT_ID: str(lead), tags.EVENT_TYPE: "lead.created", tags.SOURCE: "site",
+        tags.QUEUE: "integrations-high", tags.PRIORITY: "10", tags.DLQ: "open",
+    }
+    assert result.cursor == str(lead)
+    assert later not in [int(r.run_key) for r in result.run_requests]
+
+
+def test_an_event_whose_run_exists_is_marked_dispatched_and_not_requested_again(hub):
+    eid = hub.event("lead.updated", "crm", {"id": 3})
+    run = hub.run(eid)  # e.g. submitted directly, or a run whose dispatch mark was lost
+    assert run.success
+    result = evaluate(hub, cursor=None)  # a reset cursor changes nothing
+    assert result.run_requests == []
+    assert hub.store.get_event(eid)["run_id"] == run.run_id
+    assert ledger.due_events(hub.store, utcnow(), 10) == []
+
+
+def test_delayed_events_are_dispatched_once_due(hub):
+    eid = hub.event("feedback.requested", "hub", {"service_id": 1}, available_at=utcnow() + dt.timedelta(seconds=1))
+    assert evaluate(hub).run_requests == []
+    import time
+
+    time.sleep(1.2)
+    assert [r.run_key for r in evaluate(hub).run_requests] == [str(eid)]
