@@ -72,14 +72,16 @@ def serve(host: str = "127.0.0.1", base_port: int = DEFAULT_BASE_PORT, seed: boo
         click.echo("# Z-API callbacks → the hub's /webhooks/whatsapp (status → …/status)")
     click.echo("# Ctrl-C stops.")
     stopping = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    # SIGINT too: a background job of a non-interactive shell inherits SIGINT ignored
+    previous = {sig: signal.signal(sig, lambda *_: stopping.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         while not stopping.wait(0.5):
             pass
     except KeyboardInterrupt:
         pass
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         sb.stop()
         click.echo("# sandbox stopped")
 

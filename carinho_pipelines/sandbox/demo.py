@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from carinho_pipelines.privacy import mask_phone
+from carinho_pipelines.privacy import mask_phone, normalize_phone
 from carinho_pipelines.sandbox.control import ControlClient
 from carinho_pipelines.sandbox.seed import CAMPAIGN_UTM, EXISTING_LEAD_PHONE
 from carinho_pipelines.sandbox.server import Sandbox
@@ -150,7 +150,7 @@ def play_day(
     echo(f"Um dia no Carinho com Você (hub {hub_url}, rodada {run})")
     zapi.point_at(f"{hub_url}/webhooks/whatsapp", auto_callbacks)
 
-    echo(f"— 08:12 um lead chega pelo site ({mask_phone(SITE_LEAD_PHONE)}), campanha Google Ads")
+    echo(f"— 08:12 um lead chega pelo site ({mask_phone(normalize_phone(SITE_LEAD_PHONE))}), campanha Google Ads")
     post("lead do site", "/webhooks/site/lead", "site", {
         "name": "Cláudia Ferreira", "phone": SITE_LEAD_PHONE, "email": f"claudia.{run}@example.com.br",
         "message": "Procuro cuidadora para minha mãe, 82 anos, período diurno.",
