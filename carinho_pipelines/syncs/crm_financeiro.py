@@ -14,7 +14,7 @@ from dagster import AssetExecutionContext, AssetKey, AssetSpec, multi_asset
 
 from ..resources import CrmResource, FinanceiroResource
 from .common import SyncSpec, run_sync, stale_pending_check
-from .engine import Item, SyncConfig
+from .engine import Item, SyncConfig, wire_id
 from .ledger import SyncLedgerResource
 
 NAME = "crm_financeiro"
@@ -57,7 +57,7 @@ def _write(resources: Mapping[str, Any], item: Item) -> str:
 
 def _confirm(resources: Mapping[str, Any], item: Item) -> None:
     crm: CrmResource = resources["crm"]
-    crm.confirm_billing_setup(item.source_id, item.downstream_id,
+    crm.confirm_billing_setup(item.source_id, wire_id(item.downstream_id),
                               idempotency_key=f"sync:{NAME}:confirm:{item.source_id}")
 
 

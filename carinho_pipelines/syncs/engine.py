@@ -227,3 +227,10 @@ def _chunk(sync: str, chunk: list[Item], ledger: SyncLedger, write: WriteFn, con
     by_key = {i.source_id: i.key for i in chunk}
     ledger.record_failed(sync, [(by_key[f.source_id], f"{f.stage}: {f.message}") for f in failures])
     outcome.failures.extend(failures)
+
+
+def wire_id(value: str | None) -> int | str | None:
+    """A downstream id as the system gave it: the ledger keeps text, Laravel ids are integers."""
+    if value is not None and value.isdigit() and not (len(value) > 1 and value.startswith("0")):
+        return int(value)
+    return value

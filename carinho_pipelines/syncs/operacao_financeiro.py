@@ -26,7 +26,7 @@ from dagster import (
 
 from ..resources import FinanceiroResource, OperacaoResource
 from .common import Batch, SyncSpec, run_sync
-from .engine import Item, SyncConfig
+from .engine import Item, SyncConfig, wire_id
 from .ledger import SyncLedgerResource
 
 NAME = "operacao_financeiro"
@@ -97,7 +97,7 @@ def _write(resources: Mapping[str, Any], item: Item) -> str:
 
 def _confirm(resources: Mapping[str, Any], item: Item) -> None:
     operacao: OperacaoResource = resources["operacao"]
-    operacao.mark_billed(item.source_id, item.downstream_id, idempotency_key=f"sync:{NAME}:billed:{item.source_id}")
+    operacao.mark_billed(item.source_id, wire_id(item.downstream_id), idempotency_key=f"sync:{NAME}:billed:{item.source_id}")
 
 
 CHECK_NAME = "every_completed_service_invoiced_once"
