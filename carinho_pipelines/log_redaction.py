@@ -68,18 +68,27 @@ def redact(text: str) -> str:
 
 
 class RedactingFilter(logging.Filter):
-    """Rewrites the record's message in place; never drops a record."""
+    """Rewrites the record in place; never drops a record.
+
+    String arguments are redacted one by one and kept as arguments, because some
+    formatters (uvicorn's access log) read ``record.args`` themselves."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a broken format string is not ours to fix
-            return True
-        cleaned = redact(message)
-        if cleaned != message or record.args:
-            record.msg = cleaned
-            record.args = None
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(_redact_arg(a) for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {k: _redact_arg(v) for k, v in record.args.items()}
         return True
+
+
+def _redact_arg(value: object) -> object:
+    if value is None or isinstance(value, (bool, int, float)):
+        return value  # keeps %d / %f formatting working
+    text = value if isinstance(value, str) else str(value)  # e.g. httpx.URL
+    cleaned = redact(text)
+    return cleaned if cleaned != text or isinstance(value, str) else value
 
 
 _FILTER = RedactingFilter()

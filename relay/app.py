@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from . import health, logs, webhooks
+from . import events_api, health, logs, webhooks
 from .errors import EXCEPTION_HANDLERS
 from .openapi import build_schema
 from .store import EventStore
@@ -31,6 +31,8 @@ routes = [
     Route("/webhooks/cuidadores/feedback", webhooks.cuidadores_feedback, methods=["POST"]),
     Route("/webhooks/systems/{system}", webhooks.system_webhook, methods=["POST"]),
     Route("/api/events", webhooks.post_event, methods=["POST"]),
+    Route("/api/events", events_api.list_events, methods=["GET"]),
+    Route("/api/events/{id}", events_api.get_event, methods=["GET"]),
 ]
 
 

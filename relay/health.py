@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse
 
 from carinho_pipelines import settings
 
+from . import runs
 from .store import StoreUnavailable, utcnow
 
 ZAPI_STATUS_CACHE_SECONDS = 30
@@ -24,28 +25,11 @@ async def health(_request: Request) -> JSONResponse:
 
 
 def _check_dagster() -> dict[str, Any]:
-    import os
-
-    if not os.environ.get("DAGSTER_HOME"):
+    if not runs.configured():
         return {"status": "unconfigured", "message": "DAGSTER_HOME is not set"}
-    from dagster import DagsterInstance  # imported lazily: the relay must start fast
-
     start = time.monotonic()
-    instance = _dagster_instance()
-    instance.get_runs_count()
+    runs.instance().get_runs_count()
     return {"status": "ok", "latency_ms": round((time.monotonic() - start) * 1000, 1)}
-
-
-_instance = None
-
-
-def _dagster_instance():
-    global _instance
-    if _instance is None:
-        from dagster import DagsterInstance
-
-        _instance = DagsterInstance.get()
-    return _instance
 
 
 _zapi_cache: dict[str, Any] = {}

@@ -1,0 +1,107 @@
+"""The real thing: the relay on a port, the Dagster daemon (sensors, run queue,
+launcher) as a subprocess on PostgreSQL storage, the simulators, a real SMTP server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+import pytest
+from aiosmtpd.controller import Controller
+
+from carinho_pipelines.instance import REPO_ROOT, prepare_dagster_home
+from carinho_pipelines.sandbox import Sandbox
+from relay.app import create_app
+from relay.migrate import upgrade
+from relay.store import EventStore
+from tests.support import MailSink, ServerThread, free_port
+
+API_KEY = "e2e-ops-key"
+
+
+class Stack:
+    def __init__(self, env: dict[str, str], home: Path, sandbox: Sandbox, relay: ServerThread, store: EventStore) -> None:
+        self.env, self.home, self.sb, self.relay, self.store = env, home, sandbox, relay, store
+        self.daemon: subprocess.Popen | None = None
+        self.http = httpx.Client(base_url=relay.url, timeout=10)
+        self.log = open(home / "daemon.log", "ab")
+
+    def start_daemon(self) -> None:
+        exe = Path(sys.executable).with_name("dagster-daemon")
+        self.daemon = subprocess.Popen(
+            [str(exe), "run", "-w", str(REPO_ROOT / "workspace.yaml")],
+            cwd=REPO_ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    def kill_daemon(self) -> None:
+        if self.daemon and self.daemon.poll() is None:
+            os.killpg(self.daemon.pid, signal.SIGKILL)
+            self.daemon.wait(timeout=10)
+
+    def post(self, path: str, system: str, json: dict, **headers) -> httpx.Response:
+        return self.http.post(path, json=json, headers={"Authorization": f"Bearer {self.sb.token(system)}", **headers})
+
+    def event(self, event_id: int) -> dict:
+        resp = self.http.get(f"/api/events/{event_id}", headers={"X-API-Key": API_KEY})
+        resp.raise_for_status()
+        return resp.json()
+
+    def wait_status(self, event_id: int, wanted: set[str], timeout: float = 120) -> dict:
+        deadline = time.monotonic() + timeout
+        body: dict = {}
+        while time.monotonic() < deadline:
+            body = self.event(event_id)
+            if body["status"] in wanted:
+                return body
+            time.sleep(0.5)
+        raise AssertionError(f"event {event_id} still {body.get('status')} after {timeout}s; daemon log: {self.home / 'daemon.log'}")
+
+
+@pytest.fixture(scope="module")
+def stack(pg_database, tmp_path_factory) -> Iterator[Stack]:
+    home = tmp_path_factory.mktemp("dagster_home")
+    sink = MailSink()
+    smtp_port = free_port()
+    smtp = Controller(sink, hostname="127.0.0.1", port=smtp_port)
+    smtp.start()
+    sb = Sandbox(base_port=0).start()
+    sb.seed_default()
+    store_url = pg_database("carinho_e2e_events")
+    upgrade(store_url)
+    env = {
+        **os.environ,
+        **sb.env(),
+        "CARINHO_DATABASE_URL": store_url,
+        "DAGSTER_HOME": str(home),
+        "DAGSTER_PG_URL": pg_database("carinho_e2e_dagster"),
+        "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp_port), "SMTP_STARTTLS": "false",
+        "CARINHO_FEEDBACK_SECRET": "e2e-secret",
+        "CARINHO_API_KEYS": f"e2e:{API_KEY}:*",
+    }
+    prepare_dagster_home(home, postgres=True)
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            if os.environ.get(key) != value:
+                mp.setenv(key, value)
+        from relay import runs
+
+        runs._instance = None
+        store = EventStore(store_url)
+        relay = ServerThread(create_app(store)).start()
+        sb.zapi.set_webhook(f"{relay.url}/webhooks/whatsapp?token={env['ZAPI_WEBHOOK_TOKEN']}")
+        s = Stack(env, home, sb, relay, store)
+        s.start_daemon()
+        try:
+            yield s
+        finally:
+            s.kill_daemon()
+            relay.stop()
+            sb.stop()
+            smtp.stop()
+            runs._instance = None
