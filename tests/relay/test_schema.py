@@ -1,0 +1,57 @@
+"""Migrations, the schema, the OpenAPI document, the instance config."""
+
+import yaml
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from click.testing import CliRunner
+
+from carinho_pipelines.cli import main
+from carinho_pipelines.instance import DAGSTER_YAML, instance_config
+from carinho_pipelines.queues import QUEUES
+from relay.migrate import upgrade
+from relay.store import EventStore
+from relay.tables import metadata
+
+
+def test_migrations_build_exactly_the_declared_schema(store_url):
+    upgrade(store_url)  # idempotent
+    store = EventStore(store_url)
+    with store.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    store.engine.dispose()
+    assert diff == []
+
+
+def test_cli_db_upgrade_creates_the_store(tmp_path):
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    result = CliRunner().invoke(main, ["db", "upgrade", "--url", url])
+    assert result.exit_code == 0, result.output
+    assert "revision head" in result.output
+    import sqlalchemy as sa
+
+    assert "events" in sa.inspect(sa.create_engine(url)).get_table_names()
+
+
+def test_openapi_lists_every_route(relay):
+    schema = relay.http.get("/openapi.json").json()
+    assert schema["openapi"].startswith("3.")
+    paths = schema["paths"]
+    for path in ("/webhooks/whatsapp", "/webhooks/whatsapp/status", "/webhooks/site/lead",
+                 "/webhooks/crm/client-registered", "/webhooks/operacao/service-completed",
+                 "/webhooks/financeiro/payment", "/webhooks/financeiro/payout", "/webhooks/cuidadores/feedback",
+                 "/webhooks/systems/{system}", "/api/events", "/api/events/{id}", "/health", "/health/detailed"):
+        assert path in paths, path
+    assert "422" in paths["/webhooks/site/lead"]["post"]["responses"]
+    assert set(paths["/api/events"]) == {"get", "post"}
+
+
+def test_run_queue_limits_in_dagster_yaml_match_the_queue_table():
+    config = yaml.safe_load(DAGSTER_YAML.read_text())
+    limits = {
+        item["value"]: item["limit"]
+        for item in config["run_coordinator"]["config"]["tag_concurrency_limits"]
+        if item["key"] == "carinho/queue"
+    }
+    assert limits == {name: q.concurrency for name, q in QUEUES.items()}
+    assert "storage" not in instance_config(postgres=False)
+    assert instance_config(postgres=True)["storage"]["postgres"]["postgres_url"] == {"env": "DAGSTER_PG_URL"}
