@@ -22,6 +22,7 @@ from starlette.routing import Route
 from carinho_pipelines import syncs
 from carinho_pipelines.instance import prepare_dagster_home
 from relay import sync_api
+from relay.apikeys import create_key
 from relay.app import create_app
 from relay.migrate import upgrade
 from relay.store import EventStore
@@ -31,8 +32,7 @@ from tests.syncs import location
 from tests.syncs.conftest import FAST, today
 
 REPO = Path(__file__).resolve().parents[2]
-OPS_KEY = "ops-key-0123456789"
-READER_KEY = "reader-key-0123456789"
+KEYS: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")
@@ -75,10 +75,12 @@ def dagster_env(tmp_path_factory, running_sandbox, hub_db) -> Iterator[dict[str,
 def relay(dagster_env, tmp_path, monkeypatch, hub) -> Iterator[httpx.Client]:
     for key, value in dagster_env.items():
         monkeypatch.setenv(key, value)
-    monkeypatch.setenv("CARINHO_API_KEYS", f"ops:{OPS_KEY}:sync:read,sync:run;reader:{READER_KEY}:sync:read")
+    monkeypatch.delenv("CARINHO_API_KEYS", raising=False)
     url = f"sqlite:///{tmp_path / 'events.db'}"
     upgrade(url)
     store = EventStore(url)
+    KEYS["ops"] = create_key(store, "ops", ["sync:read", "sync:run"])
+    KEYS["reader"] = create_key(store, "reader", ["sync:read"])
     app = create_app(store)
     if not any(getattr(r, "path", None) == "/api/sync" for r in app.router.routes):
         app.router.routes.extend([
@@ -94,14 +96,14 @@ def relay(dagster_env, tmp_path, monkeypatch, hub) -> Iterator[httpx.Client]:
 
 
 def ops(**headers: str) -> dict[str, str]:
-    return {"X-API-Key": OPS_KEY, **headers}
+    return {"X-API-Key": KEYS["ops"], **headers}
 
 
 def test_manual_run_is_queued_once_and_listed(relay, dagster_env):
     instance = sync_api.instance()
 
     assert relay.post("/api/sync/crm_operacao/run").status_code == 401
-    forbidden = relay.post("/api/sync/crm_operacao/run", headers={"X-API-Key": READER_KEY})
+    forbidden = relay.post("/api/sync/crm_operacao/run", headers={"X-API-Key": KEYS["reader"]})
     assert forbidden.status_code == 403 and forbidden.json()["error"] == "forbidden"
     unknown = relay.post("/api/sync/full/run", headers=ops())
     assert unknown.status_code == 404 and "crm_operacao" in unknown.json()["known"]
@@ -117,7 +119,7 @@ def test_manual_run_is_queued_once_and_listed(relay, dagster_env):
     again = relay.post("/api/sync/crm_operacao/run", headers=ops())
     assert again.status_code == 409 and again.json()["run_id"] == run_id
 
-    listed = relay.get("/api/sync", headers={"Authorization": f"Bearer {READER_KEY}"})
+    listed = relay.get("/api/sync", headers={"Authorization": "Bearer " + KEYS["reader"]})
     assert listed.status_code == 200
     by_name = {s["name"]: s for s in listed.json()["syncs"]}
     assert set(by_name) == set(syncs.SYNC_NAMES)
