@@ -1,0 +1,166 @@
+"""Throughput of ``operacao_financeiro`` over N completed services (sandbox seeded).
+
+    .venv/bin/python benchmarks/sync_throughput.py               # 1k and 10k
+    .venv/bin/python benchmarks/sync_throughput.py --sizes 1000 5000 10000
+
+Each size runs in a fresh process (clean peak memory) with the sandbox in another
+process (its bookkeeping is not the hub's cost) and a fresh PostgreSQL database for
+the sync ledger (``CARINHO_TEST_PG_URL``, default postgresql://postgres@127.0.0.1:5432/postgres).
+It reports the first run (N invoices + N billed marks over HTTP, ledger in PostgreSQL),
+an idempotent re-run of the same day (all skipped, nothing written), rows/s and the
+process's peak RSS, then how the cost grows from the smallest to the largest size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import multiprocessing
+import os
+import resource
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+PG_ADMIN_URL = os.environ.get("CARINHO_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+SAO_PAULO = ZoneInfo("America/Sao_Paulo")
+
+
+def services(n: int, day: dt.date) -> list[dict]:
+    done = dt.datetime.combine(day, dt.time(16), SAO_PAULO).isoformat()
+    return [
+        {"id": 100_000 + i, "client_id": 1 + i % 500, "service_type": "cuidador_idoso", "hours": 6,
+         "hourly_rate": 32.5, "total": 195.0 + (25.0 if i % 3 == 0 else 0.0),
+         "extras": [{"description": "Deslocamento", "value": 25.0}] if i % 3 == 0 else [],
+         "completed_at": done, "billed": False}
+        for i in range(n)
+    ]
+
+
+def serve_sandbox(conn, n: int, day: str) -> None:
+    from carinho_pipelines.sandbox import Sandbox
+
+    sb = Sandbox(base_port=0).start()
+    sb.seed({"operacao": {"services": services(n, dt.date.fromisoformat(day))}})
+    conn.send(sb.env())
+    conn.recv()  # "invoices?"
+    conn.send(len(sb.records("financeiro", "invoices")))
+    conn.recv()  # "stop"
+    sb.stop()
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def one(n: int, concurrency: int) -> dict:
+    import sqlalchemy as sa
+
+    day = (dt.datetime.now(SAO_PAULO).date() - dt.timedelta(days=1)).isoformat()
+    parent, child = multiprocessing.Pipe()
+    sandbox = multiprocessing.get_context("fork").Process(target=serve_sandbox, args=(child, n, day), daemon=True)
+    sandbox.start()
+    os.environ.update(parent.recv())
+
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"carinho_bench_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.engine.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        from relay.migrate import upgrade
+
+        upgrade(url)
+        os.environ["CARINHO_DATABASE_URL"] = url
+        import dagster
+
+        from carinho_pipelines import syncs
+        from carinho_pipelines.resources import build_resources
+
+        defs = dagster.Definitions.merge(syncs.defs, dagster.Definitions(
+            resources={**build_resources(), syncs.LEDGER_KEY: syncs.SyncLedgerResource(database_url=url)}))
+        job = defs.resolve_job_def("operacao_financeiro")
+        instance = dagster.DagsterInstance.ephemeral()
+        config = {"ops": {"sync_operacao_financeiro": {"config": {"concurrency": concurrency}}}}
+        rss_before = rss_mb()
+
+        def timed() -> tuple[float, dict]:
+            started = time.perf_counter()
+            result = job.execute_in_process(instance=instance, partition_key=day, run_config=config)
+            elapsed = time.perf_counter() - started
+            mats = {e.event_specific_data.materialization.asset_key.to_user_string():
+                    {k: v.value for k, v in e.event_specific_data.materialization.metadata.items()
+                     if isinstance(v.value, int)}
+                    for e in result.get_asset_materialization_events()}
+            return elapsed, mats
+
+        first_s, first = timed()
+        rerun_s, rerun = timed()
+        parent.send("invoices?")
+        invoices = parent.recv()
+        parent.send("stop")
+        sandbox.join(timeout=30)
+        return {
+            "n": n,
+            "first_run_s": round(first_s, 2),
+            "rows_per_s": round(first["financeiro/invoices"]["written"] / first_s, 1),
+            "rerun_s": round(rerun_s, 2),
+            "rerun_rows_per_s": round(n / rerun_s, 1),
+            "written": first["financeiro/invoices"]["written"],
+            "billed": first["operacao/services_billed"]["confirmed"],
+            "rerun_written": rerun["financeiro/invoices"]["written"],
+            "invoices_in_financeiro": invoices,
+            "rss_before_mb": round(rss_before, 1),
+            "peak_rss_mb": round(rss_mb(), 1),
+        }
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--concurrency", type=int, default=4, help="the sync's concurrency (its default is 4)")
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(one(args.one, args.concurrency)))
+        return
+
+    rows = []
+    for n in args.sizes:
+        out = subprocess.run([sys.executable, __file__, "--one", str(n), "--concurrency", str(args.concurrency)],
+                             cwd=REPO, capture_output=True, text=True)
+        if out.returncode != 0:
+            sys.exit(f"size {n} failed:\n{out.stderr[-3000:]}")
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+
+    print(f"operacao_financeiro, concurrency {args.concurrency}, sandbox over HTTP, ledger on PostgreSQL")
+    print(f"{'services':>9} {'first run':>10} {'rows/s':>8} {'re-run':>8} {'re-run rows/s':>14} "
+          f"{'written':>8} {'billed':>7} {'invoices':>9} {'RSS before':>11} {'peak RSS':>9}")
+    for r in rows:
+        print(f"{r['n']:>9} {r['first_run_s']:>9}s {r['rows_per_s']:>8} {r['rerun_s']:>7}s {r['rerun_rows_per_s']:>14} "
+              f"{r['written']:>8} {r['billed']:>7} {r['invoices_in_financeiro']:>9} {r['rss_before_mb']:>9}MB "
+              f"{r['peak_rss_mb']:>7}MB")
+    if len(rows) > 1:
+        a, b = rows[0], rows[-1]
+        print(f"\n{a['n']} → {b['n']} services ({b['n'] / a['n']:g}x): time x{b['first_run_s'] / a['first_run_s']:.1f}, "
+              f"re-run time x{b['rerun_s'] / a['rerun_s']:.1f}, "
+              f"peak RSS growth {b['peak_rss_mb'] - b['rss_before_mb']:.0f}MB vs "
+              f"{a['peak_rss_mb'] - a['rss_before_mb']:.0f}MB during the runs")
+    bad = [r for r in rows if r["invoices_in_financeiro"] != r["n"] or r["rerun_written"] != 0]
+    if bad:
+        sys.exit(f"wrong results: {bad}")
+
+
+if __name__ == "__main__":
+    main()
