@@ -13,7 +13,6 @@ breaker, so the remaining items fail fast instead of each waiting through its ba
 
 from __future__ import annotations
 
-import logging
 import random
 import threading
 import time
@@ -28,8 +27,6 @@ from pydantic import Field
 from ..errors import ERROR, UNAVAILABLE, ActionError
 from ..resources.http import scrub
 from .ledger import SyncLedger
-
-log = logging.getLogger("carinho_pipelines.syncs")
 
 #: consecutive unavailable failures (after retries) of one destination that trip its breaker
 BREAKER_THRESHOLD = 5
@@ -154,7 +151,6 @@ def sync_items(
     config: SyncConfig,
     run_id: str | None = None,
     partition_key: str | None = None,
-    caller: Caller | None = None,
 ) -> Outcome:
     """Write and confirm ``items`` once each (see the module docstring)."""
     outcome = Outcome()

@@ -16,7 +16,6 @@ from dagster import (
     in_process_executor,
     schedule,
 )
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from ..queues import LOW, QUEUES
 from . import crm_financeiro, crm_operacao, cuidadores_crm, operacao_financeiro
@@ -36,7 +35,7 @@ SYNCS = {
 _FRESHNESS_SELECTION = AssetSelection.checks(*freshness_checks)
 
 
-def sync_job(name: str) -> UnresolvedAssetJobDefinition:
+def sync_job(name: str):  # an unresolved asset job: resources come with the code location
     module, cron = SYNCS[name]
     keys = [s.key for s in getattr(module, name).specs]
     return define_asset_job(

@@ -14,7 +14,7 @@ from carinho_pipelines import syncs
 from tests.syncs import location
 from carinho_pipelines.syncs.schedules import operacao_financeiro_schedule
 from relay.tables import sync_ledger
-from tests.syncs.conftest import SAO_PAULO, checks, service, today
+from tests.syncs.conftest import SAO_PAULO, checks, today
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -13,7 +13,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import dagster
 import httpx
 import pytest
 import sqlalchemy as sa
