@@ -158,3 +158,23 @@ sync_ledger = sa.Table(
     sa.UniqueConstraint("sync", "item_key", name="uq_sync_ledger_sync_item"),
 )
 sa.Index("ix_sync_ledger_partition", sync_ledger.c.sync, sync_ledger.c.partition_key)
+
+# Monitoring: one row per alert (a §7 metric, a queue's SLA, a sync, the WhatsApp
+# instance). ``level`` is the escalation level last announced by e-mail (0 = none), so
+# an alert is sent when a level is entered, never on every check, and a failed send is
+# retried on the next check. ``condition_since`` is when the condition began (the
+# 15-minute WhatsApp rule and the escalation to level 2 are measured from it).
+monitoring_alerts = sa.Table(
+    "monitoring_alerts",
+    metadata,
+    sa.Column("key", sa.String(128), primary_key=True),
+    sa.Column("level", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("condition_since", Timestamp, nullable=True),
+    sa.Column("level_since", Timestamp, nullable=True),
+    sa.Column("last_ok_at", Timestamp, nullable=True),
+    sa.Column("notified_at", Timestamp, nullable=True),
+    sa.Column("summary", sa.String(500), nullable=True),
+    sa.Column("detail", sa.JSON, nullable=True),
+    sa.Column("last_error", sa.String(500), nullable=True),
+    sa.Column("updated_at", Timestamp, nullable=False),
+)
