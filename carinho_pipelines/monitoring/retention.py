@@ -131,6 +131,8 @@ def purge_ticks(instance: Any, now: dt.datetime | None = None) -> dict[str, Any]
     skipped_days = _days("CARINHO_TICK_RETENTION_SKIPPED_DAYS", 7)
     other_days = _days("CARINHO_TICK_RETENTION_DAYS", 30)
     instigators = 0
+    if instance.schedule_storage is None:  # an ephemeral instance keeps no ticks
+        return {"instigators": 0, "skipped_after_days": skipped_days, "others_after_days": other_days}
     for state in instance.all_instigator_state():
         if state.instigator_type not in (InstigatorType.SENSOR, InstigatorType.SCHEDULE):
             continue
