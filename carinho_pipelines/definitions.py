@@ -2,21 +2,30 @@
 
 from dagster import Definitions, EnvVar
 
-from carinho_pipelines import settings
+from carinho_pipelines import settings, syncs
+from carinho_pipelines.dlq_sensors import dlq_failure_sensor, dlq_redrive_sensor
 from carinho_pipelines.events.jobs import EVENT_JOBS
 from carinho_pipelines.events.sensors import event_dispatch_sensor, flush_whatsapp_outbox, whatsapp_outbox_sensor
 from carinho_pipelines.events.store_resource import EventStoreResource
 from carinho_pipelines.resources import build_resources
 
 
-def event_store_resource() -> EventStoreResource:
-    if settings.env("CARINHO_DATABASE_URL"):
-        return EventStoreResource(database_url=EnvVar("CARINHO_DATABASE_URL"))
-    return EventStoreResource(database_url=settings.database_url())
+def _database_url() -> EnvVar | str:
+    """``CARINHO_DATABASE_URL`` (resolved at run time), or the embedded SQLite file."""
+    return EnvVar("CARINHO_DATABASE_URL") if settings.env("CARINHO_DATABASE_URL") else settings.database_url()
 
 
-defs = Definitions(
-    jobs=[*EVENT_JOBS.values(), flush_whatsapp_outbox],
-    sensors=[event_dispatch_sensor, whatsapp_outbox_sensor],
-    resources={**build_resources(), "event_store": event_store_resource()},
+defs = Definitions.merge(
+    Definitions(
+        jobs=[*EVENT_JOBS.values(), flush_whatsapp_outbox],
+        sensors=[event_dispatch_sensor, whatsapp_outbox_sensor, dlq_failure_sensor, dlq_redrive_sensor],
+    ),
+    syncs.defs,
+    Definitions(
+        resources={
+            **build_resources(),
+            "event_store": EventStoreResource(database_url=_database_url()),
+            syncs.LEDGER_KEY: syncs.SyncLedgerResource(database_url=_database_url()),
+        }
+    ),
 )

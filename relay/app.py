@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from . import events_api, health, logs, webhooks
+from . import dlq_api, events_api, health, logs, webhooks
 from .errors import EXCEPTION_HANDLERS
 from .openapi import build_schema
 from .store import EventStore
@@ -33,6 +33,12 @@ routes = [
     Route("/api/events", webhooks.post_event, methods=["POST"]),
     Route("/api/events", events_api.list_events, methods=["GET"]),
     Route("/api/events/{id}", events_api.get_event, methods=["GET"]),
+    Route("/api/dlq", dlq_api.list_items, methods=["GET"]),
+    Route("/api/dlq/stats", dlq_api.stats, methods=["GET"]),
+    Route("/api/dlq/retry-all", dlq_api.retry_all, methods=["POST"]),
+    Route("/api/dlq/{id}", dlq_api.get_item, methods=["GET"]),
+    Route("/api/dlq/{id}/retry", dlq_api.retry, methods=["POST"]),
+    Route("/api/dlq/{id}/archive", dlq_api.archive, methods=["POST"]),
 ]
 
 

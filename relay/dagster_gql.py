@@ -121,3 +121,33 @@ def launch_job(
     if kind == "PythonError":
         raise DagsterUnavailable(f"Dagster failed to launch {job_name}: {result.get('message')}")
     raise LaunchFailed(kind, result.get("message") or kind)
+
+
+_REEXECUTE = """
+mutation Reexecute($params: ReexecutionParams!) {
+  launchRunReexecution(reexecutionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+    ... on Error { message }
+  }
+}
+"""
+
+
+def launch_reexecution(parent_run_id: str, extra_tags: dict[str, str], *, url: str | None = None) -> str:
+    """Re-execute ``parent_run_id`` from failure (only failed and not-run ops run again),
+    with the parent's tags plus ``extra_tags``; the run id of the re-execution."""
+    params = {
+        "parentRunId": parent_run_id,
+        "strategy": "FROM_FAILURE",
+        "useParentRunTags": True,
+        "extraTags": [{"key": k, "value": str(v)} for k, v in extra_tags.items()],
+    }
+    result = query(_REEXECUTE, {"params": params}, url=url)["launchRunReexecution"]
+    kind = result["__typename"]
+    if kind == "LaunchRunSuccess":
+        return result["run"]["runId"]
+    if kind == "PythonError":
+        raise DagsterUnavailable(f"Dagster failed to re-execute {parent_run_id}: {result.get('message')}")
+    raise LaunchFailed(kind, result.get("message") or kind)

@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from carinho_pipelines import settings
+from carinho_pipelines import breakers, settings
 
 from . import runs
 from .store import StoreUnavailable, utcnow
@@ -87,11 +87,16 @@ async def health_detailed(request: Request) -> JSONResponse:
     degraded = [
         name for name, check in checks.items() if check.get("status") not in ("ok", "unconfigured")
     ]
+    try:
+        breaker_states = await run_in_threadpool(breakers.states, store, (*settings.SYSTEMS, "email"))
+    except Exception:
+        breaker_states = {}
     body = {
         "status": "degraded" if degraded else "ok",
         "degraded": degraded,
         "timestamp": utcnow().isoformat(),
         "checks": checks,
         "whatsapp": whatsapp,
+        "breakers": breaker_states,
     }
     return JSONResponse(body, status_code=503 if degraded else 200)

@@ -159,6 +159,32 @@ sync_ledger = sa.Table(
 )
 sa.Index("ix_sync_ledger_partition", sync_ledger.c.sync, sync_ledger.c.partition_key)
 
+# Circuit breaker per destination, shared by every run process: after repeated
+# failures actions to that destination fail fast (error class "unavailable") instead of
+# holding run-queue slots through an outage.
+breakers = sa.Table(
+    "breakers",
+    metadata,
+    sa.Column("destination", sa.String(32), primary_key=True),
+    # closed | open | half_open
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("failures", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("window_started_at", Timestamp, nullable=True),
+    sa.Column("opened_at", Timestamp, nullable=True),
+    sa.Column("updated_at", Timestamp, nullable=False),
+)
+
+# One re-execution per DLQ item: the claim row is written before the launch, so two
+# concurrent retries (or retry-all racing the automatic re-drive) never both launch.
+dlq_replays = sa.Table(
+    "dlq_replays",
+    metadata,
+    sa.Column("parent_run_id", sa.String(64), primary_key=True),
+    sa.Column("child_run_id", sa.String(64), nullable=True),
+    sa.Column("requested_at", Timestamp, nullable=False),
+    sa.Column("requested_by", sa.String(64), nullable=False),
+)
+
 # Monitoring: one row per alert (a §7 metric, a queue's SLA, a sync, the WhatsApp
 # instance). ``level`` is the escalation level last announced by e-mail (0 = none), so
 # an alert is sent when a level is entered, never on every check, and a failed send is

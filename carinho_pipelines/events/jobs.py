@@ -23,7 +23,8 @@ from dagster import (
 from dagster import DependencyDefinition
 from sqlalchemy.exc import OperationalError
 
-from carinho_pipelines import tags
+from carinho_pipelines import breakers, tags
+from carinho_pipelines.settings import SYSTEMS
 from carinho_pipelines.catalogue import CATALOGUE, Action, EventType
 from carinho_pipelines.errors import ActionError
 from carinho_pipelines.privacy import mask_payload
@@ -32,6 +33,11 @@ from carinho_pipelines.retries import MAX_RETRIES, retry_policy, wait_seconds
 
 from . import ledger
 from .actions import ActionContext, implementation
+
+
+#: destinations behind a circuit breaker (WhatsApp has the outbox instead: a message
+#: waits there, it never fails a run because Z-API is down)
+BREAKER_DESTINATIONS = frozenset({*SYSTEMS, "email"})
 
 
 def _resource_keys(action: Action) -> set[str]:
@@ -62,10 +68,23 @@ def run_action(context: Any, action: Action):
         raise Failure(f"event {event_id}'s payload was removed by retention", allow_retries=False)
     resources = {key: getattr(context.resources, key) for key in _resource_keys(action)}
     ctx = ActionContext(event=event, action=action, resources=resources, store=store, run_id=context.run_id, log=context.log)
+    guarded = action.destination in BREAKER_DESTINATIONS
+    if guarded and not breakers.allow(store, action.destination):
+        err = ActionError("unavailable", f"circuit open: {action.destination} keeps failing", destination=action.destination)
+        ledger.record_failure(store, event_id, action.name, err, context.run_id)
+        # fail fast: no in-run retries while the destination is down; the DLQ re-drive
+        # re-executes this run from failure once the destination is healthy again
+        raise Failure(
+            description=f"{action.name} → {action.destination}: unavailable: circuit open",
+            metadata={"error_class": "unavailable", "destination": action.destination, "circuit": "open"},
+            allow_retries=False,
+        )
     try:
         outcome = implementation(action)(ctx)
     except ActionError as err:
         ledger.record_failure(store, event_id, action.name, err, context.run_id)
+        if guarded and err.retryable:
+            breakers.record_failure(store, err.destination if err.destination in BREAKER_DESTINATIONS else action.destination)
         metadata = {
             "error_class": err.error_class,
             "destination": err.destination or action.destination,
@@ -86,6 +105,8 @@ def run_action(context: Any, action: Action):
             raise RetryRequested(max_retries=MAX_RETRIES, seconds_to_wait=wait_seconds(queue, context.retry_number)) from err
         raise Failure(description=f"event store unavailable: {err.__class__.__name__}",
                       metadata={"error_class": "unavailable"}, allow_retries=False) from err
+    if guarded:
+        breakers.record_success(store, action.destination)
     ledger.record_outcome(store, event_id, action.name, outcome["status"], outcome, context.run_id)
     yield Output(None, metadata={k: MetadataValue.json(v) if isinstance(v, (dict, list)) else str(v)
                                  for k, v in mask_payload(outcome).items()})

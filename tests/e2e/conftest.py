@@ -29,6 +29,7 @@ class Stack:
     def __init__(self, env: dict[str, str], home: Path, sandbox: Sandbox, relay: ServerThread, store: EventStore) -> None:
         self.env, self.home, self.sb, self.relay, self.store = env, home, sandbox, relay, store
         self.daemon: subprocess.Popen | None = None
+        self.webserver: subprocess.Popen | None = None
         self.http = httpx.Client(base_url=relay.url, timeout=10)
         self.log = open(home / "daemon.log", "ab")
 
@@ -38,6 +39,31 @@ class Stack:
             [str(exe), "run", "-w", str(REPO_ROOT / "workspace.yaml")],
             cwd=REPO_ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
         )
+
+    def start_webserver(self) -> None:
+        exe = Path(sys.executable).with_name("dagster-webserver")
+        port = self.env["CARINHO_DAGSTER_GRAPHQL_URL"].split(":")[2].split("/")[0]
+        self.webserver = subprocess.Popen(
+            [str(exe), "-w", str(REPO_ROOT / "workspace.yaml"), "-h", "127.0.0.1", "-p", port],
+            cwd=REPO_ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    def wait_webserver(self, timeout: float = 120) -> None:
+        url = self.env["CARINHO_DAGSTER_GRAPHQL_URL"].rsplit("/", 1)[0] + "/server_info"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(url, timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise AssertionError("dagster-webserver did not start")
+
+    def stop_webserver(self) -> None:
+        if self.webserver and self.webserver.poll() is None:
+            os.killpg(self.webserver.pid, signal.SIGTERM)
+            self.webserver.wait(timeout=20)
 
     def kill_daemon(self) -> None:
         if self.daemon and self.daemon.poll() is None:
@@ -63,7 +89,7 @@ class Stack:
         raise AssertionError(f"event {event_id} still {body.get('status')} after {timeout}s; daemon log: {self.home / 'daemon.log'}")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def stack(pg_database, tmp_path_factory) -> Iterator[Stack]:
     home = tmp_path_factory.mktemp("dagster_home")
     sink = MailSink()
@@ -83,6 +109,10 @@ def stack(pg_database, tmp_path_factory) -> Iterator[Stack]:
         "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp_port), "SMTP_STARTTLS": "false",
         "CARINHO_FEEDBACK_SECRET": "e2e-secret",
         "CARINHO_API_KEYS": f"e2e:{API_KEY}:*",
+        "CARINHO_DAGSTER_GRAPHQL_URL": f"http://127.0.0.1:{free_port()}/graphql",
+        # a short breaker and re-drive cycle, so an outage and its recovery fit in a test
+        "CARINHO_BREAKER_OPEN_SECONDS": "3",
+        "CARINHO_REDRIVE_INTERVAL_SECONDS": "5",
     }
     prepare_dagster_home(home, postgres=True)
     with pytest.MonkeyPatch.context() as mp:
@@ -97,10 +127,12 @@ def stack(pg_database, tmp_path_factory) -> Iterator[Stack]:
         sb.zapi.set_webhook(f"{relay.url}/webhooks/whatsapp?token={env['ZAPI_WEBHOOK_TOKEN']}")
         s = Stack(env, home, sb, relay, store)
         s.start_daemon()
+        s.start_webserver()
         try:
             yield s
         finally:
             s.kill_daemon()
+            s.stop_webserver()
             relay.stop()
             sb.stop()
             smtp.stop()
