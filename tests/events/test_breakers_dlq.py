@@ -1,0 +1,76 @@
+"""Circuit breakers and the DLQ service over a Dagster instance."""
+
+import datetime as dt
+
+from carinho_pipelines import breakers, dlq, tags
+from carinho_pipelines.events import ledger
+from relay.store import utcnow
+
+
+def test_breaker_opens_after_five_failures_in_the_window_and_one_probe_closes_it(hub):
+    store, now = hub.store, utcnow()
+    for i in range(4):
+        assert breakers.record_failure(store, "crm", now + dt.timedelta(seconds=i)) == "closed"
+    assert breakers.allow(store, "crm", now)
+    assert breakers.record_failure(store, "crm", now + dt.timedelta(seconds=5)) == "open"
+    assert not breakers.allow(store, "crm", now + dt.timedelta(seconds=30))
+    later = now + dt.timedelta(seconds=5) + breakers.OPEN_FOR
+    assert breakers.healthy(store, "crm", later)
+    assert breakers.allow(store, "crm", later)  # the probe
+    assert not breakers.allow(store, "crm", later)  # only one
+    assert breakers.states(store)["crm"] == "half_open"
+    breakers.record_success(store, "crm")
+    assert breakers.states(store, ("crm", "email")) == {"crm": "closed", "email": "closed"}
+
+
+def test_failures_outside_the_window_do_not_add_up(hub):
+    now = utcnow()
+    for i in range(4):
+        breakers.record_failure(hub.store, "marketing", now)
+    assert breakers.record_failure(hub.store, "marketing", now + breakers.FAILURE_WINDOW + dt.timedelta(seconds=1)) == "closed"
+
+
+def test_a_half_open_probe_that_fails_reopens(hub):
+    now = utcnow()
+    for _ in range(5):
+        breakers.record_failure(hub.store, "crm", now)
+    assert breakers.allow(hub.store, "crm", now + breakers.OPEN_FOR)
+    assert breakers.record_failure(hub.store, "crm", now + breakers.OPEN_FOR) == "open"
+
+
+def test_open_breaker_fails_actions_fast_without_calling(hub):
+    now = utcnow()
+    for _ in range(5):
+        breakers.record_failure(hub.store, "financeiro", now)
+    eid = hub.event("client.registered", "crm", {"id": 1, "name": "Bia"})
+    result = hub.run(eid)
+    assert not result.success
+    assert hub.calls("financeiro", "POST", "/api/billing/setup") == []
+    record = ledger.get_action(hub.store, eid, "financeiro_billing_setup")
+    assert record.error_class == "unavailable" and "circuit open" in record.error_message
+    failure = dlq.failure_of(hub.instance, result.run_id)
+    assert failure.failed_ops == ["financeiro_billing_setup"] and failure.error_class == "unavailable"
+    assert failure.destinations == ["financeiro"]
+
+
+def test_dlq_lists_annotates_filters_and_archives_failed_runs(hub):
+    hub.sb.fail("crm", status=422, count=1)
+    bad = hub.run(hub.event("lead.updated", "crm", {"id": 1}))
+    ok = hub.run(hub.event("lead.updated", "crm", {"id": 2}))
+    assert not bad.success and ok.success
+    [run] = dlq.failed_runs(hub.instance)
+    assert run.run_id == bad.run_id
+    failure = dlq.annotate(hub.instance, run)
+    assert failure.error_class == "invalid" and failure.failed_ops == ["forward_crm"]
+    assert failure.responses["forward_crm"]["status"] == 422
+    tagged = hub.instance.get_run_by_id(run.run_id).tags
+    assert tagged[dlq.ERROR_CLASS_TAG] == "invalid" and tagged[dlq.FAILED_OPS_TAG] == "forward_crm"
+    item = dlq.item(hub.instance, hub.instance.get_run_by_id(run.run_id))
+    assert item["kind"] == "event" and item["event_type"] == "lead.updated" and item["attempts"] == 1
+    assert dlq.failed_runs(hub.instance, error_class="unavailable") == []
+    assert dlq.failed_runs(hub.instance, kind="sync") == []
+    stats = dlq.stats(hub.instance, utcnow())
+    assert stats["total"] == 1 and stats["by_error_class"] == {"invalid": 1} and stats["by_type"] == {"lead.updated": 1}
+    dlq.archive(hub.instance, run.run_id, "dado corrigido no CRM", "ops", utcnow())
+    assert dlq.failed_runs(hub.instance) == []
+    assert hub.instance.get_run_by_id(run.run_id).tags[tags.DLQ] == "archived"
