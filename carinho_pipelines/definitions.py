@@ -2,7 +2,7 @@
 
 from dagster import Definitions, EnvVar
 
-from carinho_pipelines import settings, syncs
+from carinho_pipelines import monitoring, settings, syncs
 from carinho_pipelines.dlq_sensors import dlq_failure_sensor, dlq_redrive_sensor
 from carinho_pipelines.events.jobs import EVENT_JOBS
 from carinho_pipelines.events.sensors import event_dispatch_sensor, flush_whatsapp_outbox, whatsapp_outbox_sensor
@@ -21,6 +21,7 @@ defs = Definitions.merge(
         sensors=[event_dispatch_sensor, whatsapp_outbox_sensor, dlq_failure_sensor, dlq_redrive_sensor],
     ),
     syncs.defs,
+    monitoring.defs,
     Definitions(
         resources={
             **build_resources(),
@@ -29,3 +30,9 @@ defs = Definitions.merge(
         }
     ),
 )
+
+
+def resolved_job(name: str):
+    """A job with the code location's resources bound, for reconstructable execution
+    outside the daemon (``dagster.build_reconstructable_job``)."""
+    return defs.resolve_job_def(name)

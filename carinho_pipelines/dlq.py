@@ -23,6 +23,7 @@ FAILED_OPS_TAG = "carinho/failed_ops"
 DESTINATIONS_TAG = "carinho/failed_destinations"
 ARCHIVED_BY, ARCHIVED_AT, ARCHIVE_REASON = "carinho/archived_by", "carinho/archived_at", "carinho/archive_reason"
 REPLAYED_BY = "carinho/replayed_by"
+PARENT_TAG = "dagster/parent_run_id"
 #: how many runs a listing examines at most
 SCAN_LIMIT = 2000
 
@@ -191,8 +192,11 @@ def failed_runs(
         filters=RunsFilter(statuses=[DagsterRunStatus.FAILURE], tags=wanted, created_after=since, created_before=until),
         limit=limit,
     )
+    replayed = replayed_ids(instance, [r.run_id for r in runs])
     out = []
     for run in runs:
+        if run.run_id in replayed and run.tags.get(tags.DLQ) == OPEN:
+            continue  # re-executed (from the UI or the API): its newest re-execution is the item
         if kind and kind_of(run) != kind:
             continue
         if error_class:
@@ -201,6 +205,27 @@ def failed_runs(
                 continue
         out.append(run)
     return out
+
+
+def replayed_ids(instance: DagsterInstance, run_ids: list[str]) -> set[str]:
+    """The runs among ``run_ids`` that have a re-execution (whoever launched it)."""
+    found: set[str] = set()
+    for start in range(0, len(run_ids), 200):
+        chunk = run_ids[start : start + 200]
+        if chunk:
+            for child in instance.get_runs(filters=RunsFilter(tags={PARENT_TAG: chunk})):
+                found.add(child.tags[PARENT_TAG])
+    return found
+
+
+def reconcile(instance: DagsterInstance, limit: int = 200) -> list[str]:
+    """Tag as ``replayed`` the open items someone re-executed from the Dagster UI, so
+    the UI's tags and the API agree; returns their ids."""
+    runs = instance.get_runs(filters=RunsFilter(statuses=[DagsterRunStatus.FAILURE], tags={tags.DLQ: OPEN}), limit=limit)
+    ids = sorted(replayed_ids(instance, [r.run_id for r in runs]))
+    for run_id in ids:
+        mark_replayed(instance, run_id, "dagster-ui")
+    return ids
 
 
 def stats(instance: DagsterInstance, now: dt.datetime) -> dict[str, Any]:

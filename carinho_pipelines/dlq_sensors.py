@@ -39,6 +39,7 @@ def dlq_redrive_sensor(context: SensorEvaluationContext, event_store: EventStore
     store = event_store.store
     instance = context.instance
     now = utcnow()
+    reconciled = dlq.reconcile(instance)
     candidates = dlq.failed_runs(instance, error_class="unavailable", limit=500)
     launched: list[str] = []
     waiting = exhausted = 0
@@ -63,5 +64,6 @@ def dlq_redrive_sensor(context: SensorEvaluationContext, event_store: EventStore
             return SkipReason(f"cannot launch re-executions now: {exc}")
         if not already:
             launched.append(child)
-    summary = f"re-drove {len(launched)}; {waiting} waiting for their destination; {exhausted} past {MAX_AUTO_REDRIVES} automatic tries"
+    summary = (f"re-drove {len(launched)}; {waiting} waiting for their destination; "
+               f"{exhausted} past {MAX_AUTO_REDRIVES} automatic tries; {len(reconciled)} re-executed from the UI")
     return SkipReason(summary)

@@ -42,7 +42,7 @@ def digest(key: str) -> str:
 def configured_keys() -> list[tuple[str, str, frozenset[str]]]:
     out = []
     for item in (env("CARINHO_API_KEYS", "") or "").split(";"):
-        parts = item.strip().split(":")
+        parts = item.strip().split(":", 2)
         if len(parts) != 3 or not parts[0] or not parts[1]:
             continue
         out.append((parts[0], parts[1], frozenset(s.strip() for s in parts[2].split(",") if s.strip())))

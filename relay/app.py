@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from . import dlq_api, events_api, health, logs, webhooks
+from . import dlq_api, events_api, health, logs, status_api, sync_api, webhooks
 from .errors import EXCEPTION_HANDLERS
 from .openapi import build_schema
 from .store import EventStore
@@ -20,6 +20,8 @@ async def openapi(request: Request) -> JSONResponse:
 routes = [
     Route("/health", health.health, methods=["GET"]),
     Route("/health/detailed", health.health_detailed, methods=["GET"]),
+    Route("/status", status_api.status, methods=["GET"]),
+    Route("/metrics", status_api.metrics, methods=["GET"]),
     Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False),
     Route("/webhooks/whatsapp", webhooks.whatsapp_webhook, methods=["POST"]),
     Route("/webhooks/whatsapp/status", webhooks.whatsapp_status_webhook, methods=["POST"]),
@@ -39,6 +41,8 @@ routes = [
     Route("/api/dlq/{id}", dlq_api.get_item, methods=["GET"]),
     Route("/api/dlq/{id}/retry", dlq_api.retry, methods=["POST"]),
     Route("/api/dlq/{id}/archive", dlq_api.archive, methods=["POST"]),
+    Route("/api/sync", sync_api.list_syncs, methods=["GET"]),
+    Route("/api/sync/{name}/run", sync_api.run_sync, methods=["POST"]),
 ]
 
 
