@@ -69,6 +69,14 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+#: Connections kept open to PostgreSQL, and how many ingests the relay runs at once
+#: (``webhooks.commit`` takes one of :attr:`EventStore.write_slots` per ingest). A burst
+#: waits in the event loop, not in dozens of threads fighting over the GIL and the pool,
+#: and never needs an overflow connection: those are closed when returned, so every
+#: ingest that used one paid for a new PostgreSQL backend.
+POOL_SIZE = 10
+
+
 def make_engine(url: str | None = None) -> Engine:
     url = url or settings.database_url()
     if url.startswith("sqlite"):
@@ -78,7 +86,7 @@ def make_engine(url: str | None = None) -> Engine:
     return sa.create_engine(
         url,
         pool_pre_ping=True,
-        pool_size=5,
+        pool_size=POOL_SIZE,
         max_overflow=10,
         pool_timeout=5,
         connect_args={"connect_timeout": 3} if url.startswith("postgresql") else {},
@@ -113,6 +121,9 @@ class EventStore:
     def __init__(self, url: str | None = None, engine: Engine | None = None) -> None:
         self.engine = engine or make_engine(url)
         self._lock = threading.Lock()
+        size = getattr(self.engine.pool, "size", None)
+        #: ingests run at once by the relay: the pool's kept connections
+        self.write_slots: int = size() if callable(size) else POOL_SIZE
 
     @property
     def dialect(self) -> str:

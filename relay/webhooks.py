@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 from typing import Any, Iterable
 
+import anyio
+import anyio.to_thread
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -27,6 +31,17 @@ def _store(request: Request) -> EventStore:
     return request.app.state.store
 
 
+def _ingest_limiter(request: Request) -> anyio.CapacityLimiter:
+    """At most ``store.write_slots`` ingests at once (per app and event loop): the
+    others wait here, cheaply, instead of in threads queued on the connection pool."""
+    state = request.app.state
+    loop = asyncio.get_running_loop()
+    cached = getattr(state, "ingest_limiter", None)
+    if cached is None or cached[0] is not loop:
+        cached = state.ingest_limiter = (loop, anyio.CapacityLimiter(_store(request).write_slots))
+    return cached[1]
+
+
 async def commit(
     request: Request,
     env: Envelope,
@@ -36,7 +51,10 @@ async def commit(
 ) -> JSONResponse:
     """Commit ``env`` and answer 202 — only after the commit; 503 if the store is down."""
     try:
-        result = await run_in_threadpool(_store(request).ingest, env, status_update=status_update)
+        result = await anyio.to_thread.run_sync(
+            functools.partial(_store(request).ingest, env, status_update=status_update),
+            limiter=_ingest_limiter(request),
+        )
     except StoreUnavailable as exc:
         log.error("event store unavailable (%s); answered 503", exc)
         raise ApiError(
