@@ -70,13 +70,21 @@ def system_config(name: str) -> SystemConfig:
     )
 
 
+_TOKEN_VARS: tuple[tuple[str, str], ...] = tuple((name, f"CARINHO_{name.upper()}_TOKEN") for name in SYSTEMS)
+
+
 def system_for_token(token: str) -> str | None:
-    """The system whose configured inbound token equals ``token`` (constant time)."""
+    """The system whose configured inbound token equals ``token`` (constant time).
+
+    Runs on every request: reads only the token variables (not the whole
+    :func:`system_config` of each system, three variables and an object apiece) and
+    still reads them every time, so a changed environment applies at once."""
     import hmac
 
     found = None
-    for name in SYSTEMS:
-        expected = system_config(name).token
-        if expected and hmac.compare_digest(expected.encode(), token.encode()):
+    presented = token.encode()
+    for name, var in _TOKEN_VARS:
+        expected = env(var)
+        if expected and hmac.compare_digest(expected.encode(), presented):
             found = name
     return found
