@@ -205,6 +205,34 @@ def dlq_archive(run_id: str, reason: str) -> None:
     click.echo(f"archived {run_id}")
 
 
+# -- worker ---------------------------------------------------------------------
+
+#: worker processes per queue group on a 2-core machine; integrations-high gets its own
+WORKER_CONCURRENCY = {"integrations-high": 2, "integrations": 2, "integrations-low": 1}
+
+
+@main.command()
+@click.option("--queues", required=True, help="comma-separated carinho queues, e.g. integrations-high")
+@click.option("--concurrency", type=int, default=None, help="worker processes (default by queue)")
+def worker(queues: str, concurrency: int | None) -> None:
+    """A warm run worker (Celery) for some queues; needs CARINHO_CELERY_BROKER_URL."""
+    from .queues import QUEUES
+
+    names = [q.strip() for q in queues.split(",") if q.strip()]
+    unknown = [q for q in names if q not in QUEUES]
+    if unknown or not names:
+        raise click.ClickException(f"unknown queue(s) {unknown}; known: {', '.join(QUEUES)}")
+    if not os.environ.get("CARINHO_CELERY_BROKER_URL"):
+        raise click.ClickException("CARINHO_CELERY_BROKER_URL is not set (e.g. redis://127.0.0.1:6379/0)")
+    procs = concurrency or WORKER_CONCURRENCY.get(names[0], 1)
+    celery = Path(sys.executable).with_name("celery")
+    args = [str(celery), "-A", "carinho_pipelines.celery_app", "worker", "--pool", "prefork",
+            "--concurrency", str(procs), "--prefetch-multiplier", "1", "--loglevel", "INFO",
+            "-n", f"carinho-{'+'.join(names)}@%h", "--without-gossip", "--without-mingle",
+            "-Q", ",".join(names)]  # one -Q with a list: a second -Q would replace the first
+    os.execv(args[0], args)
+
+
 # -- relay ----------------------------------------------------------------------
 
 
@@ -253,6 +281,8 @@ def run(relay_port: int, dagster_port: int, sandbox_port: int, sandbox: bool, se
     env.setdefault("DAGSTER_HOME", str(data / "dagster_home"))
     prepare_dagster_home(Path(env["DAGSTER_HOME"]))
     env.setdefault("CARINHO_DAGSTER_GRAPHQL_URL", f"http://127.0.0.1:{dagster_port}/graphql")
+    # the relay submits each event's run at once; the sensor stays the safety net
+    env.setdefault("CARINHO_DIRECT_SUBMIT", "true")
     relay_url = f"http://127.0.0.1:{relay_port}"
 
     sb = None
@@ -278,6 +308,11 @@ def run(relay_port: int, dagster_port: int, sandbox_port: int, sandbox: bool, se
             env=env,
         )
     )
+    if env.get("CARINHO_CELERY_BROKER_URL"):
+        from .instance import celery_worker_commands
+
+        for command in celery_worker_commands():
+            procs.append(subprocess.Popen(command, cwd=REPO_ROOT, env=env))
     dagster = Path(sys.executable).with_name("dagster")
     procs.append(
         subprocess.Popen(

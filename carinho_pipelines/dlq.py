@@ -265,6 +265,7 @@ def reexecution_tags() -> dict[str, str]:
     without the parent's failure annotations."""
     return {
         tags.QUEUE: RETRY,
+        tags.CELERY_QUEUE: RETRY,
         tags.PRIORITY: str(QUEUES[RETRY].priority),
         tags.DLQ: OPEN,
         ERROR_CLASS_TAG: "",

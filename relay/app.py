@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from . import dlq_api, events_api, health, logs, status_api, sync_api, webhooks
+from . import dlq_api, events_api, health, logs, status_api, submit, sync_api, webhooks
 from .errors import EXCEPTION_HANDLERS
 from .openapi import build_schema
 from .store import EventStore
@@ -50,6 +50,7 @@ def create_app(store: EventStore | None = None) -> Starlette:
     logs.install()
     app = Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS)
     app.state.store = store or EventStore()
+    app.state.submitter = submit.Submitter(app.state.store) if submit.enabled() else None
     return app
 
 

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import threading
+import time
+
 import httpx
 
 from carinho_pipelines.settings import DEFAULT_DAGSTER_GRAPHQL_URL, env
@@ -65,11 +68,27 @@ mutation LaunchRun($executionParams: ExecutionParams!) {
 """
 
 
-def query(document: str, variables: dict[str, Any] | None = None, *, url: str | None = None) -> dict[str, Any]:
+_client: httpx.Client | None = None
+_client_lock = threading.Lock()
+
+
+def _http() -> httpx.Client:
+    """One keep-alive client per process: a submission per event must not pay a TCP
+    handshake each time."""
+    global _client
+    with _client_lock:
+        if _client is None:
+            _client = httpx.Client(timeout=TIMEOUT, limits=httpx.Limits(max_keepalive_connections=8))
+        return _client
+
+
+def query(
+    document: str, variables: dict[str, Any] | None = None, *, url: str | None = None, timeout: httpx.Timeout | None = None
+) -> dict[str, Any]:
     """The ``data`` of one GraphQL call; ``DagsterUnavailable`` when it cannot be had."""
     try:
-        response = httpx.post(url or graphql_url(), json={"query": document, "variables": variables or {}},
-                              timeout=TIMEOUT)
+        response = _http().post(url or graphql_url(), json={"query": document, "variables": variables or {}},
+                                timeout=timeout or TIMEOUT)
     except httpx.HTTPError as exc:
         raise DagsterUnavailable(f"Dagster GraphQL unreachable: {type(exc).__name__}") from exc
     if response.status_code >= 500:
@@ -83,8 +102,23 @@ def query(document: str, variables: dict[str, Any] | None = None, *, url: str | 
     return body.get("data") or {}
 
 
+_located: dict[tuple[str, str], tuple[float, tuple[str, str]]] = {}
+LOCATION_CACHE_SECONDS = 60
+
+
 def find_job(job_name: str, *, url: str | None = None) -> tuple[str, str]:
-    """``(location name, repository name)`` of the code location that has ``job_name``."""
+    """``(location name, repository name)`` of the code location that has ``job_name``
+    (remembered for a minute: one lookup per job, not per submission)."""
+    key = (url or graphql_url(), job_name)
+    cached = _located.get(key)
+    if cached and time.monotonic() - cached[0] < LOCATION_CACHE_SECONDS:
+        return cached[1]
+    found = _find_job(job_name, url=url)
+    _located[key] = (time.monotonic(), found)
+    return found
+
+
+def _find_job(job_name: str, *, url: str | None = None) -> tuple[str, str]:
     result = query(_REPOSITORIES, url=url)["repositoriesOrError"]
     if result["__typename"] != "RepositoryConnection":
         raise DagsterUnavailable(f"Dagster could not list its code locations: {result.get('message')}")
@@ -101,6 +135,7 @@ def launch_job(
     partition_key: str | None = None,
     *,
     url: str | None = None,
+    timeout: httpx.Timeout | None = None,
 ) -> str:
     """Submit a run of ``job_name`` (to the run queue) and return its run id."""
     location, repository = find_job(job_name, url=url)
@@ -112,7 +147,7 @@ def launch_job(
         "runConfigData": run_config or {},
         "executionMetadata": {"tags": [{"key": k, "value": str(v)} for k, v in all_tags.items()]},
     }
-    result = query(_LAUNCH, {"executionParams": params}, url=url)["launchRun"]
+    result = query(_LAUNCH, {"executionParams": params}, url=url, timeout=timeout)["launchRun"]
     kind = result["__typename"]
     if kind == "LaunchRunSuccess":
         return result["run"]["runId"]

@@ -28,6 +28,9 @@ events = sa.Table(
     sa.Column("filtered_reason", sa.String(64), nullable=True),
     sa.Column("run_id", sa.String(64), nullable=True),
     sa.Column("dispatched_at", Timestamp, nullable=True),
+    # Set by the relay when it submits the run itself (direct submission); the sensor
+    # leaves a freshly claimed event alone and takes over once the claim is stale.
+    sa.Column("submit_claimed_at", Timestamp, nullable=True),
     # Retention (LGPD) blanks the payload and records when.
     sa.Column("payload_purged_at", Timestamp, nullable=True),
     sa.UniqueConstraint("source", "idempotency_key", name="uq_events_source_idempotency_key"),
@@ -204,3 +207,4 @@ monitoring_alerts = sa.Table(
     sa.Column("last_error", sa.String(500), nullable=True),
     sa.Column("updated_at", Timestamp, nullable=False),
 )
+

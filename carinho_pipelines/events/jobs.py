@@ -158,12 +158,4 @@ EVENT_JOBS: dict[str, JobDefinition] = {name: event_job(spec) for name, spec in 
 
 def run_tags(event: dict[str, Any]) -> dict[str, str]:
     """The tags of an event's run (set by the sensor and by direct submission)."""
-    queue = event["queue"]
-    return {
-        tags.EVENT_ID: str(event["id"]),
-        tags.EVENT_TYPE: event["event_type"],
-        tags.SOURCE: event["source"],
-        tags.QUEUE: queue,
-        tags.PRIORITY: str(QUEUES[queue].priority),
-        tags.DLQ: "open",
-    }
+    return tags.event_run_tags(event)

@@ -88,11 +88,15 @@ def emit_event(store: EventStore, env: Envelope) -> Ingested:
 
 
 def due_events(store: EventStore, now: dt.datetime, limit: int) -> list[dict[str, Any]]:
-    """Events to dispatch: not filtered, not yet marked dispatched, due by ``now``."""
+    """Events to dispatch: not filtered, not yet marked dispatched, due by ``now``, and
+    not being submitted by the relay right now (a fresh direct-submission claim)."""
+    from relay.submit import claim_is_fresh
+
     with store.engine.connect() as conn:
         rows = conn.execute(
             sa.select(events.c.id, events.c.event_type, events.c.source, events.c.queue, events.c.available_at)
-            .where(events.c.run_id.is_(None), events.c.filtered_reason.is_(None), events.c.available_at <= now)
+            .where(events.c.run_id.is_(None), events.c.filtered_reason.is_(None), events.c.available_at <= now,
+                   sa.not_(claim_is_fresh(now)))
             .order_by(events.c.available_at, events.c.id)
             .limit(limit)
         ).mappings().all()

@@ -23,6 +23,7 @@ from relay.store import utcnow
 from . import ledger, whatsapp
 from .jobs import EVENT_JOBS, run_tags
 from .store_resource import EventStoreResource
+from carinho_pipelines.resources import ZApiResource
 
 BATCH = 200
 
@@ -90,7 +91,7 @@ def flush_whatsapp_outbox():
     default_status=DefaultSensorStatus.RUNNING,
     description="When messages are held and the instance is connected again, flush them.",
 )
-def whatsapp_outbox_sensor(context: SensorEvaluationContext, event_store: EventStoreResource, zapi):
+def whatsapp_outbox_sensor(context: SensorEvaluationContext, event_store: EventStoreResource, zapi: ZApiResource):
     pending = ledger.outbox_pending(event_store.store, limit=1)
     if not pending:
         return SkipReason("outbox empty")

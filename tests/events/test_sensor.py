@@ -27,7 +27,7 @@ def test_one_run_request_per_due_event_keyed_by_event_id_with_queue_tags(hub):
     assert request.run_key == str(lead) and request.job_name == "event_lead_created"
     assert {k: v for k, v in request.tags.items() if not k.startswith("dagster/sensor")} == {
         tags.EVENT_ID: str(lead), tags.EVENT_TYPE: "lead.created", tags.SOURCE: "site",
-        tags.QUEUE: "integrations-high", tags.PRIORITY: "10", tags.DLQ: "open",
+        tags.QUEUE: "integrations-high", tags.PRIORITY: "10", tags.DLQ: "open", tags.CELERY_QUEUE: "integrations-high",
     }
     assert result.cursor == str(lead)
     assert later not in [int(r.run_key) for r in result.run_requests]
@@ -50,3 +50,27 @@ def test_delayed_events_are_dispatched_once_due(hub):
 
     time.sleep(1.2)
     assert [r.run_key for r in evaluate(hub).run_requests] == [str(eid)]
+
+
+def test_outbox_sensor_flushes_only_when_messages_wait_and_whatsapp_is_back(hub):
+    from carinho_pipelines.events import whatsapp
+    from carinho_pipelines.events.sensors import whatsapp_outbox_sensor
+    from carinho_pipelines.resources import ZApiResource
+
+    env = hub.sb.env()
+    zapi = ZApiResource(base_url=env["ZAPI_BASE_URL"], instance_id=env["ZAPI_INSTANCE_ID"], token=env["ZAPI_TOKEN"],
+                        client_token=env["ZAPI_CLIENT_TOKEN"])
+
+    def tick():
+        with build_sensor_context(instance=hub.instance, resources={
+                "event_store": EventStoreResource(database_url=hub.store_url), "zapi": zapi}) as context:
+            return whatsapp_outbox_sensor.evaluate_tick(context)
+
+    assert tick().run_requests == []  # nothing held
+    hub.sb.zapi.disconnect()
+    whatsapp.forget_status()
+    assert hub.run(hub.event("client.registered", "crm", {"id": 4, "name": "Bia", "phone": "5511988887777"})).success
+    assert tick().run_requests == []  # held, but WhatsApp is still down
+    hub.sb.zapi.connect()
+    [request] = tick().run_requests
+    assert request.job_name in (None, "flush_whatsapp_outbox")

@@ -1,0 +1,351 @@
+"""Fan-out latency: relay → event store → Dagster run → simulators, per queue.
+
+Drives the seed's expected mix (100/h integrations-high, 500/h integrations, 200/h
+notifications) at 1× and 10×, plus a burst, through the real stack: the relay and the
+Dagster daemon (and webserver) as processes on PostgreSQL storage, the sandbox over
+HTTP. Prints per queue p50/p95/p99 of *received → last action done*, CPU seconds and
+peak RSS per event, and the share of the 2 cores used.
+
+    .venv/bin/python benchmarks/fanout_latency.py                  # sensor dispatch, default launcher
+    .venv/bin/python benchmarks/fanout_latency.py --mode direct    # the relay submits each run itself
+    .venv/bin/python benchmarks/fanout_latency.py --mode celery    # direct + warm Celery run workers
+
+Bounded: each phase sends for --duration seconds and waits at most --drain seconds.
+Loopback only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import sqlalchemy as sa
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from carinho_pipelines.instance import prepare_dagster_home  # noqa: E402
+from carinho_pipelines.queues import QUEUES  # noqa: E402
+from carinho_pipelines.sandbox import Sandbox  # noqa: E402
+from relay.migrate import upgrade  # noqa: E402
+from relay.tables import event_actions, events  # noqa: E402
+
+PG_ADMIN = os.environ.get("CARINHO_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+BIN = Path(sys.executable).parent
+#: per hour at 1× (CONTRACTS §3)
+MIX = {"integrations-high": 100, "integrations": 500, "notifications": 200}
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_db(admin: sa.Engine, name: str) -> str:
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    return sa.engine.make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
+
+
+# -- machine measurements -------------------------------------------------------------
+
+
+def cpu_busy_seconds() -> float:
+    with open("/proc/stat") as f:
+        parts = [int(x) for x in f.readline().split()[1:]]
+    idle = parts[3] + parts[4]
+    return (sum(parts) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_rss_mb(roots: list[int]) -> float:
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/status") as f:
+                fields = dict(line.split(":", 1) for line in f if ":" in line)
+        except OSError:
+            continue
+        pid, ppid = int(entry), int(fields["PPid"].strip())
+        children.setdefault(ppid, []).append(pid)
+        rss[pid] = int(fields.get("VmRSS", "0 kB").split()[0])
+    total, stack, seen = 0, list(roots), set()
+    while stack:
+        pid = stack.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        total += rss.get(pid, 0)
+        stack.extend(children.get(pid, []))
+    return total / 1024
+
+
+class RssSampler(threading.Thread):
+    def __init__(self, roots: list[int]) -> None:
+        super().__init__(daemon=True)
+        self.roots, self.peak, self.stop = roots, 0.0, threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            self.peak = max(self.peak, tree_rss_mb(self.roots))
+            time.sleep(0.5)
+
+
+# -- the stack ------------------------------------------------------------------------
+
+
+class Stack:
+    def __init__(self, mode: str, workdir: Path, log: str | None = None) -> None:
+        self.mode = mode
+        self.admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+        suffix = uuid.uuid4().hex[:6]
+        self.store_url = make_db(self.admin, f"bench_events_{suffix}")
+        self.dagster_url = make_db(self.admin, f"bench_dagster_{suffix}")
+        upgrade(self.store_url)
+        self.engine = sa.create_engine(self.store_url)
+        self.sb = Sandbox(base_port=0).start()
+        self.sb.seed_default()
+        home = workdir / "dagster_home"
+        self.relay_port, self.ui_port = free_port(), free_port()
+        self.env = {
+            **os.environ,
+            **self.sb.env(),
+            "CARINHO_DATABASE_URL": self.store_url,
+            "DAGSTER_HOME": str(home),
+            "DAGSTER_PG_URL": self.dagster_url,
+            "CARINHO_DAGSTER_GRAPHQL_URL": f"http://127.0.0.1:{self.ui_port}/graphql",
+            "CARINHO_FEEDBACK_SECRET": "bench",
+            "CARINHO_DIRECT_SUBMIT": "true" if mode in ("direct", "celery") else "false",
+        }
+        if mode == "celery":
+            self.env["CARINHO_CELERY_BROKER_URL"] = "redis://127.0.0.1:6379/11"
+        os.environ.update({k: v for k, v in self.env.items() if k.startswith(("DAGSTER_", "CARINHO_CELERY"))})
+        prepare_dagster_home(home, postgres=True)
+        self.log = open(log or workdir / "stack.log", "ab")
+        self.procs: list[subprocess.Popen] = []
+        self.spawn([str(BIN / "carinho"), "relay", "--port", str(self.relay_port)])
+        self.spawn([str(BIN / "dagster-webserver"), "-w", str(REPO / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(self.ui_port)])
+        self.spawn([str(BIN / "dagster-daemon"), "run", "-w", str(REPO / "workspace.yaml")])
+        if mode == "celery":
+            from carinho_pipelines.instance import celery_worker_commands
+
+            for command in celery_worker_commands():
+                self.spawn(command)
+        self.sb.zapi.set_webhook(f"http://127.0.0.1:{self.relay_port}/webhooks/whatsapp?token={self.env['ZAPI_WEBHOOK_TOKEN']}")
+        self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.relay_port}", timeout=30)
+        self.wait(f"http://127.0.0.1:{self.relay_port}/health")
+        self.wait(f"http://127.0.0.1:{self.ui_port}/server_info")
+        time.sleep(15)  # the daemon's code server and first sensor ticks
+
+    def spawn(self, command: list[str]) -> None:
+        self.procs.append(subprocess.Popen(command, cwd=REPO, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+                                           start_new_session=True))
+
+    @staticmethod
+    def wait(url: str, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(url, timeout=2).status_code < 500:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise RuntimeError(f"{url} did not come up")
+
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs]
+
+    def close(self) -> None:
+        for p in self.procs:
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        for p in self.procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+        self.sb.stop()
+        self.engine.dispose()
+        with self.admin.connect() as conn:
+            for url in (self.store_url, self.dagster_url):
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{sa.engine.make_url(url).database}" WITH (FORCE)'))
+
+    # -- traffic ------------------------------------------------------------------------
+
+    def post(self, queue: str) -> int:
+        n = uuid.uuid4().int % 10**8
+        phone = f"55119{n:08d}"
+        auth = lambda system: {"Authorization": f"Bearer {self.sb.token(system)}"}  # noqa: E731
+        if queue == "integrations-high":
+            resp = self.http.post("/webhooks/site/lead", headers=auth("site"),
+                                  json={"name": "Cliente Bench", "phone": phone, "utm_source": "google",
+                                        "utm_medium": "cpc", "utm_campaign": "cuidado-idosos"})
+        elif queue == "integrations":
+            if random.random() < 0.5:
+                resp = self.http.post("/webhooks/financeiro/payment", headers=auth("financeiro"),
+                                      json={"id": n, "status": "paid", "client_id": 7, "amount": 180.0})
+            else:
+                resp = self.http.post("/webhooks/operacao/service-completed", headers=auth("operacao"),
+                                      json={"id": n, "client_id": 7, "client_name": "Carla", "client_phone": phone,
+                                            "caregiver_id": 3, "caregiver_name": "Rosa"})
+        else:
+            resp = self.http.post("/webhooks/financeiro/payout", headers=auth("financeiro"),
+                                  json={"id": n, "caregiver_id": 3, "caregiver_name": "Rosa", "caregiver_phone": phone,
+                                        "amount": 950.0, "period_start": "2026-11-01", "period_end": "2026-11-15"})
+        resp.raise_for_status()
+        return resp.json()["event_id"]
+
+    def outcome(self, ids: list[int]) -> dict[int, tuple[str, float | None]]:
+        """event id → (queue, seconds from received to its last action, None if not done)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(events.c.id, events.c.queue, events.c.event_type, events.c.received_at,
+                          sa.func.max(event_actions.c.updated_at), sa.func.count(event_actions.c.id),
+                          sa.func.sum(sa.case((event_actions.c.status == "failed", 1), else_=0)))
+                .select_from(events.outerjoin(event_actions, event_actions.c.event_id == events.c.id))
+                .where(events.c.id.in_(ids))
+                .group_by(events.c.id, events.c.queue, events.c.event_type, events.c.received_at)
+            ).all()
+        from carinho_pipelines.catalogue import CATALOGUE
+
+        out = {}
+        for event_id, queue, event_type, received, last, n_actions, failed in rows:
+            complete = n_actions == len(CATALOGUE[event_type].actions) and not failed
+            out[event_id] = (queue, (last - received).total_seconds() if complete and last else None)
+        return out
+
+
+def phase(stack: Stack, name: str, schedule: list[tuple[float, str]], drain: float) -> dict:
+    """Send ``schedule`` ([(offset seconds, queue)]), wait for completion, measure."""
+    cpu0, t0 = cpu_busy_seconds(), time.monotonic()
+    sampler = RssSampler(stack.pids())
+    sampler.start()
+    ids: list[int] = []
+    lock = threading.Lock()
+
+    def send(queue: str) -> None:
+        event_id = stack.post(queue)
+        with lock:
+            ids.append(event_id)
+
+    threads = []
+    for offset, queue in schedule:
+        delay = t0 + offset - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        t = threading.Thread(target=send, args=(queue,))
+        t.start()
+        threads.append(t)
+    for t in threads:
+        t.join()
+    deadline = time.monotonic() + drain
+    while time.monotonic() < deadline:
+        done = stack.outcome(ids)
+        if all(v[1] is not None for v in done.values()) and len(done) == len(ids):
+            break
+        time.sleep(1)
+    elapsed = time.monotonic() - t0
+    cpu = cpu_busy_seconds() - cpu0
+    sampler.stop.set()
+    results = stack.outcome(ids)
+    by_queue: dict[str, list[float]] = {}
+    missing = 0
+    for queue, seconds in results.values():
+        if seconds is None:
+            missing += 1
+        else:
+            by_queue.setdefault(queue, []).append(seconds)
+    return {"name": name, "sent": len(ids), "missing": missing, "elapsed": elapsed, "cpu": cpu,
+            "peak_rss": sampler.peak, "by_queue": by_queue}
+
+
+def poisson_schedule(rate_per_hour: dict[str, float], duration: float, multiplier: float) -> list[tuple[float, str]]:
+    out = []
+    for queue, per_hour in rate_per_hour.items():
+        rate = per_hour * multiplier / 3600
+        t = random.expovariate(rate)
+        while t < duration:
+            out.append((t, queue))
+            t += random.expovariate(rate)
+    return sorted(out)
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    if not values:
+        return float("nan")
+    k = max(0, min(len(values) - 1, round(p / 100 * (len(values) - 1))))
+    return values[k]
+
+
+def report(result: dict) -> None:
+    n = max(1, result["sent"] - result["missing"])
+    print(f"\n## {result['name']}: {result['sent']} events in {result['elapsed']:.0f} s"
+          f" ({result['missing']} not done within the drain time)")
+    print(f"{'queue':20} {'n':>4} {'p50 s':>7} {'p95 s':>7} {'p99 s':>7} {'max s':>7} {'SLA s':>6}  p95 within SLA")
+    for queue in MIX:
+        values = result["by_queue"].get(queue, [])
+        sla = QUEUES[queue].sla_seconds
+        ok = "yes" if values and pct(values, 95) <= sla else "NO"
+        print(f"{queue:20} {len(values):>4} {pct(values, 50):>7.2f} {pct(values, 95):>7.2f} {pct(values, 99):>7.2f}"
+              f" {max(values) if values else float('nan'):>7.2f} {sla:>6}  {ok}")
+    cores = os.cpu_count() or 2
+    print(f"CPU: {result['cpu']:.1f} CPU-s in all, {result['cpu'] / n:.2f} CPU-s per event, "
+          f"{100 * result['cpu'] / (result['elapsed'] * cores):.0f}% of {cores} cores; peak RSS of the stack "
+          f"{result['peak_rss']:.0f} MB ({result['peak_rss'] / n:.1f} MB per event done)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mode", choices=("sensor", "direct", "celery"), default="sensor")
+    parser.add_argument("--duration", type=float, default=120, help="seconds of traffic per phase")
+    parser.add_argument("--drain", type=float, default=240, help="max seconds to wait for completion")
+    parser.add_argument("--burst", type=int, default=200, help="events sent at once in the burst phase (0 = skip)")
+    parser.add_argument("--phases", default="1x,10x,burst")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--log", default=None, help="keep the stack's log in this file")
+    args = parser.parse_args()
+    random.seed(args.seed)
+    with tempfile.TemporaryDirectory(prefix="carinho-bench-") as tmp:
+        stack = Stack(args.mode, Path(tmp), log=args.log)
+        try:
+            idle = tree_rss_mb(stack.pids())
+            print(f"# fanout_latency --mode {args.mode}: idle RSS of relay + webserver + daemon"
+                  f"{' + workers' if args.mode == 'celery' else ''}: {idle:.0f} MB")
+            for name in args.phases.split(","):
+                if name == "1x":
+                    result = phase(stack, "1x seed mix", poisson_schedule(MIX, args.duration, 1), args.drain)
+                elif name == "10x":
+                    result = phase(stack, "10x seed mix", poisson_schedule(MIX, args.duration, 10), args.drain)
+                elif name == "burst" and args.burst:
+                    queues = [random.choices(list(MIX), weights=list(MIX.values()))[0] for _ in range(args.burst)]
+                    result = phase(stack, f"burst of {args.burst}", [(0.0, q) for q in queues], args.drain)
+                else:
+                    continue
+                report(result)
+        finally:
+            stack.close()
+
+
+if __name__ == "__main__":
+    main()

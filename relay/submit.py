@@ -1,0 +1,98 @@
+"""Direct submission: right after an event is committed (and acknowledged), the relay
+submits its run to Dagster itself (GraphQL ``launchRun``, the same tags the sensor
+would set), instead of waiting for the sensor's next tick.
+
+Exactly once: the relay first *claims* the event (a conditional UPDATE), launches,
+then writes the run id back. The dispatch sensor leaves freshly claimed events alone
+and is the safety net: when a submission failed or the relay crashed between commit
+and submit, the claim goes stale and the sensor dispatches the event (after checking
+that no run carries its ``carinho/event_id``). A slow or down Dagster never slows or
+fails ingestion: submission happens after the response, bounded, and gives up fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+
+import httpx
+import sqlalchemy as sa
+from starlette.concurrency import run_in_threadpool
+
+from carinho_pipelines.catalogue import CATALOGUE
+from carinho_pipelines.settings import env
+from carinho_pipelines.tags import event_run_tags
+
+from . import dagster_gql
+from .store import EventStore, utcnow
+from .tables import events
+
+log = logging.getLogger("relay.submit")
+
+#: after this, a claim whose run never appeared is the sensor's to dispatch
+CLAIM_TTL = dt.timedelta(seconds=float(env("CARINHO_SUBMIT_CLAIM_SECONDS", "30") or 30))
+#: the whole launch must end well inside the claim's lifetime
+LAUNCH_TIMEOUT = httpx.Timeout(5.0, connect=1.0)
+MAX_IN_FLIGHT = 8
+
+
+def enabled() -> bool:
+    return (env("CARINHO_DIRECT_SUBMIT", "false") or "false").lower() in ("1", "true", "yes", "on")
+
+
+class Submitter:
+    def __init__(self, store: EventStore) -> None:
+        self.store = store
+        self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+
+    async def submit(self, event_id: int) -> None:
+        """Background task after the 202: never raises, never blocks the relay."""
+        if self._slots.locked():
+            return  # saturated: the sensor dispatches this one
+        async with self._slots:
+            try:
+                await run_in_threadpool(self.submit_now, event_id)
+            except Exception:  # a failed submission is the sensor's to recover
+                log.exception("direct submission of event %s failed; the sensor will dispatch it", event_id)
+
+    def claim(self, event_id: int) -> bool:
+        now = utcnow()
+        with self.store.engine.begin() as conn:
+            result = conn.execute(
+                events.update()
+                .where(
+                    events.c.id == event_id,
+                    events.c.run_id.is_(None),
+                    events.c.submit_claimed_at.is_(None),
+                    events.c.filtered_reason.is_(None),
+                    events.c.available_at <= now,
+                )
+                .values(submit_claimed_at=now)
+            )
+        return result.rowcount == 1
+
+    def submit_now(self, event_id: int) -> str | None:
+        if not self.claim(event_id):
+            return None
+        event = self.store.get_event(event_id)
+        spec = CATALOGUE.get(event["event_type"]) if event else None
+        if spec is None:
+            return None
+        try:
+            run_id = dagster_gql.launch_job(spec.job_name, event_run_tags(event), timeout=LAUNCH_TIMEOUT)
+        except (dagster_gql.DagsterUnavailable, dagster_gql.LaunchFailed) as exc:
+            log.warning("event %s not submitted (%s); the sensor will dispatch it", event_id, exc)
+            return None
+        with self.store.engine.begin() as conn:
+            conn.execute(
+                events.update()
+                .where(events.c.id == event_id, events.c.run_id.is_(None))
+                .values(run_id=run_id, dispatched_at=utcnow())
+            )
+        return run_id
+
+
+def claim_is_fresh(now: dt.datetime):
+    """SQL condition for the sensor: the relay is (still) submitting this event."""
+    return sa.and_(events.c.submit_claimed_at.is_not(None), events.c.submit_claimed_at > now - CLAIM_TTL)
