@@ -113,6 +113,9 @@ def stack(pg_database, tmp_path_factory) -> Iterator[Stack]:
         # a short breaker and re-drive cycle, so an outage and its recovery fit in a test
         "CARINHO_BREAKER_OPEN_SECONDS": "3",
         "CARINHO_REDRIVE_INTERVAL_SECONDS": "5",
+        # the relay submits each run itself; a stale claim goes to the sensor after 5 s
+        "CARINHO_DIRECT_SUBMIT": "true",
+        "CARINHO_SUBMIT_CLAIM_SECONDS": "5",
     }
     prepare_dagster_home(home, postgres=True)
     with pytest.MonkeyPatch.context() as mp:

@@ -33,13 +33,19 @@ def test_site_lead_is_fanned_out_by_the_daemon_exactly_once_across_restarts(stac
     again = stack.post("/webhooks/site/lead", "site", {"name": "Ana", "phone": PHONE, "utm_source": "google",
                                                       "utm_medium": "cpc", "utm_campaign": "cuidado-idosos"})
     assert again.json() == {"event_id": event_id, "duplicate": True, "status": "received"}
-    stack.kill_daemon()
+    # the daemon is killed mid-stream and restarted: nothing lost, nothing duplicated
+    stream = []
+    for i in range(6):
+        if i == 3:
+            stack.kill_daemon()
+        stream.append(stack.post("/webhooks/crm/client-registered", "crm",
+                                 {"id": 90 + i, "name": "Bia", "phone": PHONE}).json()["event_id"])
     stack.start_daemon()
-    second = stack.post("/webhooks/crm/client-registered", "crm", {"id": 90, "name": "Bia", "phone": PHONE})
-    stack.wait_status(second.json()["event_id"], {"succeeded", "failed"})
+    for sid in stream:
+        assert stack.wait_status(sid, {"succeeded", "failed"})["status"] == "succeeded"
     time.sleep(6)  # at least one more sensor tick after the restart
     assert len(_runs_of(stack, event_id)) == 1
-    assert len(_runs_of(stack, second.json()["event_id"])) == 1
+    assert [len(_runs_of(stack, sid)) for sid in stream] == [1] * 6
 
 
 def test_events_api_requires_a_key_and_filters_by_status(stack):
@@ -50,3 +56,35 @@ def test_events_api_requires_a_key_and_filters_by_status(stack):
     assert resp.status_code == 200
     assert all(e["status"] == "succeeded" and e["event_type"] == "lead.created" for e in resp.json()["data"])
     assert stack.http.get("/api/events/999999", headers={"X-API-Key": "e2e-ops-key"}).status_code == 404
+
+
+def _stored(stack, event_id):
+    return stack.store.get_event(event_id)
+
+
+def test_direct_submission_launches_at_once_and_the_sensor_covers_a_down_webserver(stack):
+    stack.wait_webserver()
+    resp = stack.post("/webhooks/site/lead", "site", {"name": "Rui", "phone": "5511955554444"})
+    event_id = resp.json()["event_id"]
+    deadline = time.monotonic() + 15
+    while _stored(stack, event_id)["run_id"] is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    row = _stored(stack, event_id)
+    assert row["submit_claimed_at"] is not None and row["run_id"] is not None
+    assert (row["dispatched_at"] - row["received_at"]).total_seconds() < 5  # no sensor tick needed
+    assert stack.wait_status(event_id, {"succeeded", "failed"})["status"] == "succeeded"
+    assert [r.run_id for r in _runs_of(stack, event_id)] == [row["run_id"]]
+
+    # the webserver is down: the relay still acknowledges at once, and the sensor
+    # dispatches the event once the relay's claim is stale
+    stack.stop_webserver()
+    try:
+        started = time.monotonic()
+        resp = stack.post("/webhooks/site/lead", "site", {"name": "Ivo", "phone": "5511933332222"})
+        assert resp.status_code == 202 and time.monotonic() - started < 2
+        down_id = resp.json()["event_id"]
+        assert stack.wait_status(down_id, {"succeeded", "failed"})["status"] == "succeeded"
+        assert len(_runs_of(stack, down_id)) == 1
+        assert _stored(stack, down_id)["submit_claimed_at"] is not None
+    finally:
+        stack.start_webserver()
