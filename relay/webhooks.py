@@ -9,6 +9,7 @@ from typing import Any, Iterable
 
 import anyio
 import anyio.to_thread
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -20,6 +21,7 @@ from . import normalise
 from .auth import authenticate_system, authenticate_zapi, require_system, verify_signature
 from .bodies import read_json_object
 from .errors import ApiError, invalid
+from .group_commit import GroupCommitter
 from .store import Envelope, EventStore, StoreUnavailable
 
 log = logging.getLogger("relay.webhooks")
@@ -42,6 +44,16 @@ def _ingest_limiter(request: Request) -> anyio.CapacityLimiter:
     return cached[1]
 
 
+def _committer(request: Request) -> GroupCommitter:
+    """One group committer per app and event loop."""
+    state = request.app.state
+    loop = asyncio.get_running_loop()
+    cached = getattr(state, "group_committer", None)
+    if cached is None or cached[0] is not loop:
+        cached = state.group_committer = (loop, GroupCommitter(_store(request)))
+    return cached[1]
+
+
 async def commit(
     request: Request,
     env: Envelope,
@@ -51,10 +63,13 @@ async def commit(
 ) -> JSONResponse:
     """Commit ``env`` and answer 202 — only after the commit; 503 if the store is down."""
     try:
-        result = await anyio.to_thread.run_sync(
-            functools.partial(_store(request).ingest, env, status_update=status_update),
-            limiter=_ingest_limiter(request),
-        )
+        if status_update is None:
+            result = await _committer(request).ingest(env)
+        else:  # a WhatsApp status moves the status table in the same transaction
+            result = await anyio.to_thread.run_sync(
+                functools.partial(_store(request).ingest, env, status_update=status_update),
+                limiter=_ingest_limiter(request),
+            )
     except StoreUnavailable as exc:
         log.error("event store unavailable (%s); answered 503", exc)
         raise ApiError(
@@ -75,7 +90,11 @@ async def commit(
     body: dict[str, Any] = {"event_id": result.event_id, "duplicate": result.duplicate}
     if compat:
         body["status"] = "received"
-    return JSONResponse(body, status_code=202)
+    submitter = request.app.state.submitter
+    background = None
+    if submitter is not None and not result.duplicate and env.filtered_reason is None and env.available_at is None:
+        background = BackgroundTask(submitter.submit, result.event_id)
+    return JSONResponse(body, status_code=202, background=background)
 
 
 def _idempotency_key(request: Request, body: dict[str, Any]) -> str | None:
