@@ -90,8 +90,10 @@ def failure_of(instance: DagsterInstance, run_id: str) -> Failure:
         description = getattr(event.event_specific_data.user_failure_data, "description", None) if getattr(
             event.event_specific_data, "user_failure_data", None) else None
         messages.insert(0, description or (error.message.strip() if error else event.message or "step failed"))
-    # the worst class decides: a person must look unless every failure is "unavailable"
-    if classes and all(c == "unavailable" for c in classes):
+    # the worst class decides: a person must look unless every failure is "unavailable".
+    # A run that failed with no op failing (its worker died, the launch failed, run
+    # monitoring gave up on it) is an infrastructure failure: safe to re-drive.
+    if not classes or all(c == "unavailable" for c in classes):
         error_class = "unavailable"
     else:
         error_class = next((c for c in ("invalid", "rejected", "error") if c in classes), "error")
