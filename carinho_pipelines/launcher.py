@@ -52,7 +52,9 @@ class FallbackCeleryRunLauncher(CeleryRunLauncher):
 
     def check_run_worker_health(self, run) -> CheckRunHealthResult:
         if DAGSTER_CELERY_TASK_ID_TAG not in run.tags:
-            return CheckRunHealthResult(WorkerStatus.UNKNOWN, "launched in a process, not a Celery task")
+            # launched by the fallback: as with Dagster's default launcher there is no
+            # worker to ask (UNKNOWN would make run monitoring fail a healthy run)
+            return CheckRunHealthResult(WorkerStatus.RUNNING, "launched in a process, not a Celery task")
         return super().check_run_worker_health(run)
 
     def terminate(self, run_id: str) -> bool:

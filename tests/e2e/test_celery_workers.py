@@ -1,0 +1,111 @@
+"""Warm run workers (Celery): runs execute in worker processes; the broker down falls
+back to a process per run; a worker killed mid-run is detected by run monitoring and
+its run re-driven — never lost, never left "started"."""
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance, RunsFilter
+
+from carinho_pipelines import tags
+from carinho_pipelines.instance import celery_worker_commands, prepare_dagster_home
+from tests.support import free_port
+
+PHONE = "5511977775555"
+
+
+@pytest.fixture(scope="module")
+def celery_stack(stack, tmp_path_factory):
+    """The session's stack, switched to the Celery launcher with a broker of its own."""
+    redis = shutil.which("redis-server")
+    assert redis, "redis-server is required for the Celery tests"
+    port = free_port()
+    broker = subprocess.Popen([redis, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"redis://127.0.0.1:{port}/0"
+    stack.kill_daemon()
+    stack.stop_webserver()
+    stack.env["CARINHO_CELERY_BROKER_URL"] = url
+    os.environ["CARINHO_CELERY_BROKER_URL"] = url  # this process reads the instance config too
+    prepare_dagster_home(stack.home, postgres=True, celery=True)
+    workers = [subprocess.Popen(cmd, cwd=str(Path(__file__).resolve().parents[2]), env=stack.env, stdout=stack.log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+               for cmd in celery_worker_commands()]
+    stack.start_daemon()
+    stack.start_webserver()
+    stack.wait_webserver()
+    stack.broker, stack.broker_port, stack.workers = broker, port, workers
+    try:
+        yield stack
+    finally:
+        for w in workers:
+            try:
+                os.killpg(w.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        try:
+            os.killpg(broker.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        stack.kill_daemon()
+        stack.stop_webserver()
+        stack.env.pop("CARINHO_CELERY_BROKER_URL")
+        os.environ.pop("CARINHO_CELERY_BROKER_URL", None)
+        prepare_dagster_home(stack.home, postgres=True, celery=False)
+        stack.start_daemon()
+        stack.start_webserver()
+
+
+def _runs(stack, event_id):
+    with DagsterInstance.from_config(str(stack.home)) as instance:
+        return list(instance.get_runs(filters=RunsFilter(tags={tags.EVENT_ID: str(event_id)})))
+
+
+def _lead(stack, name):
+    resp = stack.post("/webhooks/site/lead", "site", {"name": name, "phone": PHONE})
+    assert resp.status_code == 202
+    return resp.json()["event_id"]
+
+
+def test_runs_execute_in_warm_workers_and_fall_back_when_the_broker_is_down(celery_stack):
+    stack = celery_stack
+    event_id = _lead(stack, "Célia")
+    assert stack.wait_status(event_id, {"succeeded", "failed"})["status"] == "succeeded"
+    [run] = _runs(stack, event_id)
+    assert run.tags["dagster-celery/queue"] == "integrations-high" and "dagster-celery/task_id" in run.tags
+
+    os.killpg(stack.broker.pid, signal.SIGKILL)
+    stack.broker.wait(timeout=10)
+    down_id = _lead(stack, "Dora")
+    assert stack.wait_status(down_id, {"succeeded", "failed"}, timeout=150)["status"] == "succeeded"
+    [run] = _runs(stack, down_id)
+    assert "dagster-celery/task_id" not in run.tags  # launched in a fresh process instead
+
+
+def test_a_worker_killed_mid_run_is_detected_and_the_run_redriven(celery_stack):
+    stack = celery_stack
+    redis = shutil.which("redis-server")
+    stack.broker = subprocess.Popen([redis, "--port", str(stack.broker_port), "--bind", "127.0.0.1", "--save", "",
+                                     "--appendonly", "no"], stdout=subprocess.DEVNULL, start_new_session=True)
+    time.sleep(3)  # workers reconnect
+    stack.sb.latency("crm", 8)
+    event_id = _lead(stack, "Eva")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any(r.status.value == "STARTED" for r in _runs(stack, event_id)):
+        time.sleep(0.3)
+    time.sleep(1)
+    high = stack.workers[0]  # the integrations-high worker: kill its pool processes mid-run
+    children = subprocess.run(["pgrep", "-P", str(high.pid)], capture_output=True, text=True).stdout.split()
+    for pid in children:
+        os.kill(int(pid), signal.SIGKILL)
+    stack.sb.latency("crm", 0)
+    body = stack.wait_status(event_id, {"succeeded"}, timeout=180)
+    assert body["status"] == "succeeded"
+    runs = _runs(stack, event_id)
+    assert runs[-1].status.value in ("FAILURE", "SUCCESS") and len(runs) >= 2  # the killed run, then its re-drive
+    assert any(r.status.value == "FAILURE" for r in runs)
