@@ -112,14 +112,19 @@ def annotate(instance: DagsterInstance, run: DagsterRun) -> Failure:
     """Tag a failed run with what failed, so the UI can filter the DLQ by error class
     and the listing does not re-read event logs."""
     failure = failure_of(instance, run.run_id)
-    instance.add_run_tags(
-        run.run_id,
-        {
-            ERROR_CLASS_TAG: failure.error_class,
-            FAILED_OPS_TAG: ",".join(failure.failed_ops)[:200],
-            DESTINATIONS_TAG: ",".join(failure.destinations)[:200],
-        },
-    )
+    annotations = {
+        ERROR_CLASS_TAG: failure.error_class,
+        FAILED_OPS_TAG: ",".join(failure.failed_ops)[:200],
+        DESTINATIONS_TAG: ",".join(failure.destinations)[:200],
+    }
+    parent_id = run.parent_run_id or run.get_parent_run_id()
+    parent = instance.get_run_by_id(parent_id) if parent_id else None
+    if parent is not None and run.tags.get(tags.DLQ) in (REPLAYED, ARCHIVED) and all(
+        run.tags.get(t) == parent.tags.get(t) for t in (tags.DLQ, ARCHIVED_AT, REPLAYED_BY)
+    ):
+        # a UI re-execution copies its parent's tags: its own failure is a new open item
+        annotations.update({tags.DLQ: OPEN, ARCHIVED_BY: "", ARCHIVED_AT: "", ARCHIVE_REASON: "", REPLAYED_BY: ""})
+    instance.add_run_tags(run.run_id, annotations)
     return failure
 
 
@@ -128,7 +133,7 @@ def kind_of(run: DagsterRun) -> str:
 
 
 def run_group(instance: DagsterInstance, run: DagsterRun) -> list[DagsterRun]:
-    root = run.root_run_id or run.run_id
+    root = run.root_run_id or run.get_root_run_id() or run.run_id
     group = list(instance.get_runs(filters=RunsFilter(tags={"dagster/root_run_id": root})))
     root_run = instance.get_run_by_id(root)
     return [r for r in [root_run, *group] if r is not None]
@@ -160,8 +165,8 @@ def item(instance: DagsterInstance, run: DagsterRun, *, run_url: str | None = No
         "first_failed_at": _iso(_ts(first)) if first else _iso(_ts(last)),
         "last_failed_at": _iso(_ts(last)),
         "status": run.tags.get(tags.DLQ, OPEN),
-        "parent_run_id": run.parent_run_id,
-        "root_run_id": run.root_run_id,
+        "parent_run_id": run.parent_run_id or run.get_parent_run_id(),
+        "root_run_id": run.root_run_id or run.get_root_run_id(),
         "run_url": run_url,
         "archived": {"by": run.tags.get(ARCHIVED_BY), "at": run.tags.get(ARCHIVED_AT), "reason": run.tags.get(ARCHIVE_REASON)}
         if run.tags.get(tags.DLQ) == ARCHIVED else None,

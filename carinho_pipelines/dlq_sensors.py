@@ -12,7 +12,8 @@ from dagster import (
     sensor,
 )
 
-from carinho_pipelines import breakers, dlq
+from carinho_pipelines import breakers, dlq, tags
+from carinho_pipelines.syncs.schedules import SYNCS, sync_destinations
 from carinho_pipelines.events.store_resource import EventStoreResource
 from carinho_pipelines.settings import env
 from relay.store import utcnow
@@ -52,6 +53,9 @@ def dlq_redrive_sensor(context: SensorEvaluationContext, event_store: EventStore
             continue
         tagged = run.tags.get(dlq.DESTINATIONS_TAG)
         destinations = [d for d in (tagged.split(",") if tagged else dlq.failure_of(instance, run.run_id).destinations) if d]
+        sync = run.tags.get(tags.SYNC)
+        if sync in SYNCS:  # a sync records failed items, not destinations: wait for all its systems
+            destinations = sorted({*destinations, *sync_destinations(sync)})
         states = breakers.states(store)
         if any(not breakers.healthy(store, d, now) for d in destinations) or probing & set(destinations):
             waiting += 1

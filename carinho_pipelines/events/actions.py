@@ -76,6 +76,11 @@ def _whatsapp(ctx: ActionContext, phone: str | None, kind: str, body: dict[str, 
     )
     if row is None:
         return skipped("auto-reply already sent to this phone in the last 24 h")
+    if row["status"] == "failed":
+        # Z-API refused it and a person re-executed the run (after fixing the cause):
+        # try again, with the phone as the event has it now
+        ledger.outbox_finish(ctx.store, row["id"], "pending")
+        row = {**row, "status": "pending"}
     return whatsapp.deliver(ctx.store, ctx.resources["zapi"], row)
 
 

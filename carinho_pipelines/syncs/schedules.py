@@ -50,6 +50,14 @@ def sync_job(name: str):  # an unresolved asset job: resources come with the cod
 
 jobs = {name: sync_job(name) for name in SYNCS}
 
+
+def sync_destinations(name: str) -> list[str]:
+    """The systems a sync calls (its source and where it writes): the DLQ re-drive
+    waits until all of them are healthy."""
+    spec = SYNCS[name][0].SPEC
+    keys = [spec.written_key, *([spec.confirmed_key] if spec.confirmed_key else [])]
+    return sorted({spec.source_system, *(k.path[0] for k in keys)})
+
 freshness_job = define_asset_job(
     name="sync_freshness",
     selection=_FRESHNESS_SELECTION,

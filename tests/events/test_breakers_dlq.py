@@ -74,3 +74,22 @@ def test_dlq_lists_annotates_filters_and_archives_failed_runs(hub):
     dlq.archive(hub.instance, run.run_id, "dado corrigido no CRM", "ops", utcnow())
     assert dlq.failed_runs(hub.instance) == []
     assert hub.instance.get_run_by_id(run.run_id).tags[tags.DLQ] == "archived"
+
+
+def test_a_ui_reexecution_of_an_archived_item_that_fails_is_open_again(hub):
+    hub.sb.fail("crm", status=422, count=2)
+    eid = hub.event("lead.updated", "crm", {"id": 9})
+    parent = hub.run(eid)
+    dlq.archive(hub.instance, parent.run_id, "engano", "ops", utcnow())
+    archived = hub.instance.get_run_by_id(parent.run_id).tags
+    # the UI copies the parent's tags onto the re-execution
+    inherited = {k: v for k, v in archived.items() if k.startswith("carinho/")}
+    inherited.update({"dagster/parent_run_id": parent.run_id, "dagster/root_run_id": parent.run_id})
+    from carinho_pipelines.events.jobs import EVENT_JOBS
+
+    child = EVENT_JOBS["lead.updated"].execute_in_process(tags=inherited, resources=hub.resources(),
+                                                          instance=hub.instance, raise_on_error=False)
+    assert not child.success
+    dlq.annotate(hub.instance, hub.instance.get_run_by_id(child.run_id))
+    assert hub.instance.get_run_by_id(child.run_id).tags[tags.DLQ] == "open"
+    assert [r.run_id for r in dlq.failed_runs(hub.instance)] == [child.run_id]

@@ -96,3 +96,17 @@ def test_zapi_unreachable_holds_the_message_too(hub):
     finally:
         hub.sb.up("zapi")
     assert ledger.outbox_counts(hub.store) == {"pending": 1}
+
+
+def test_a_message_zapi_refused_is_sent_when_a_person_reruns_the_event(hub):
+    env = hub.sb.env()
+    zapi = ZApiResource(base_url=env["ZAPI_BASE_URL"], instance_id=env["ZAPI_INSTANCE_ID"], token=env["ZAPI_TOKEN"],
+                        client_token=env["ZAPI_CLIENT_TOKEN"])
+    assert whatsapp.instance_ready(zapi)  # connected (cached), so the send itself is refused
+    hub.sb.fail("zapi", status=400, count=1)
+    eid = hub.event("service.completed", "operacao", {"id": 11, "client_id": 1, "client_phone": PHONE})
+    assert not hub.run(eid).success
+    assert ledger.get_action(hub.store, eid, "whatsapp_service_completed").error_class == "rejected"
+    assert hub.run(eid).success  # e.g. a DLQ retry after the cause was fixed
+    assert ledger.get_action(hub.store, eid, "whatsapp_service_completed").status == "succeeded"
+    assert len(hub.sb.zapi.sent()) == 1
