@@ -25,6 +25,10 @@ INSTALL_REQUIRES = [
     "PyYAML==6.0.4",
     "prometheus-client==0.26.0",
     "aiosmtpd==1.4.6",
+    # warm run workers (issue 8): dagster-celery's run launcher, Redis as the broker
+    "dagster-celery==0.29.27",
+    "celery==5.7.0",
+    "redis==8.1.0",
 ]
 
 TESTS_REQUIRE = [
