@@ -23,6 +23,7 @@ from relay.store import EventStore
 from tests.support import MailSink, ServerThread, free_port
 
 API_KEY = "e2e-ops-key"
+READER_KEY = "e2e-reader-key"
 
 
 class Stack:
@@ -108,7 +109,7 @@ def stack(pg_database, tmp_path_factory) -> Iterator[Stack]:
         "DAGSTER_PG_URL": pg_database("carinho_e2e_dagster"),
         "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp_port), "SMTP_STARTTLS": "false",
         "CARINHO_FEEDBACK_SECRET": "e2e-secret",
-        "CARINHO_API_KEYS": f"e2e:{API_KEY}:*",
+        "CARINHO_API_KEYS": f"e2e:{API_KEY}:*;reader:{READER_KEY}:dlq:read,events:read",
         "CARINHO_DAGSTER_GRAPHQL_URL": f"http://127.0.0.1:{free_port()}/graphql",
         # a short breaker and re-drive cycle, so an outage and its recovery fit in a test
         "CARINHO_BREAKER_OPEN_SECONDS": "3",
