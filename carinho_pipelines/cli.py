@@ -285,13 +285,23 @@ def run(relay_port: int, dagster_port: int, sandbox_port: int, sandbox: bool, se
     env.setdefault("CARINHO_DIRECT_SUBMIT", "true")
     relay_url = f"http://127.0.0.1:{relay_port}"
 
-    sb = None
+    sb = mailbox = None
     if sandbox:
+        import secrets
+
         from .sandbox import Sandbox
+        from .sandbox.mailbox import Mailbox
 
         sb = Sandbox(host="127.0.0.1", base_port=sandbox_port)
         sb.start()
         env.update(sb.env())
+        # e-mails land in the data folder (a local SMTP server), not nowhere
+        mailbox = Mailbox(data / "mailbox", port=sandbox_port + 10).start()
+        env.update(mailbox.env())
+        secret_file = data / "feedback_secret"
+        if not secret_file.exists():
+            secret_file.write_text(secrets.token_urlsafe(32))
+        env.setdefault("CARINHO_FEEDBACK_SECRET", secret_file.read_text().strip())
         webhook = f"{relay_url}/webhooks/whatsapp?token={env['ZAPI_WEBHOOK_TOKEN']}"
         sb.zapi.set_webhook(webhook)
         if seed:
@@ -333,6 +343,8 @@ def run(relay_port: int, dagster_port: int, sandbox_port: int, sandbox: bool, se
                 p.kill()
         if sb is not None:
             sb.stop()
+        if mailbox is not None:
+            mailbox.stop()
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, stop)
@@ -344,6 +356,7 @@ def run(relay_port: int, dagster_port: int, sandbox_port: int, sandbox: bool, se
     if sb is not None:
         click.echo(f"  sandbox control:            {sb.control_url}")
         click.echo(f"  play a day of traffic:      carinho sandbox demo --hub-url {relay_url}")
+        click.echo(f"  e-mails sent by the hub:    {data / 'mailbox'} (SMTP on 127.0.0.1:{sandbox_port + 10})")
     click.echo(f"  data folder:                {data}")
     click.echo("Ctrl-C stops everything.")
     try:
