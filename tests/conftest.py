@@ -44,6 +44,31 @@ def pg_database() -> Iterator:
     admin.dispose()
 
 
+@pytest.fixture(scope="session")
+def sandbox():
+    """The simulators (real HTTP servers), shared by the session; fixtures reset them."""
+    from carinho_pipelines.sandbox import Sandbox
+
+    sb = Sandbox(base_port=0).start()
+    yield sb
+    sb.stop()
+
+
+@pytest.fixture(scope="session")
+def smtp():
+    """A real SMTP server (aiosmtpd) keeping what it receives: ``(sink, port)``."""
+    from aiosmtpd.controller import Controller
+
+    from tests.support import MailSink, free_port
+
+    sink = MailSink()
+    port = free_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield sink, port
+    controller.stop()
+
+
 @pytest.fixture
 def hub_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """Credentials the relay accepts: one token per system, the Z-API webhook token."""

@@ -7,7 +7,6 @@ import os
 from typing import Any, Iterator
 
 import pytest
-from aiosmtpd.controller import Controller
 from dagster import DagsterInstance
 
 from carinho_pipelines.events import whatsapp
@@ -17,24 +16,7 @@ from carinho_pipelines.resources import build_resources
 from carinho_pipelines.sandbox import Sandbox
 from relay.migrate import upgrade
 from relay.store import Envelope, EventStore, utcnow
-from tests.support import MailSink, free_port
-
-
-@pytest.fixture(scope="session")
-def sandbox() -> Iterator[Sandbox]:
-    sb = Sandbox(base_port=0).start()
-    yield sb
-    sb.stop()
-
-
-@pytest.fixture(scope="session")
-def smtp() -> Iterator[tuple[MailSink, int]]:
-    sink = MailSink()
-    port = free_port()
-    controller = Controller(sink, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield sink, port
-    controller.stop()
+from tests.support import MailSink
 
 
 class Hub:

@@ -11,7 +11,6 @@ from typing import Any, Iterator
 
 import pytest
 import sqlalchemy as sa
-from aiosmtpd.controller import Controller
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, in_process_executor, job, op
 from dagster._core.utils import make_new_run_id
 
@@ -23,24 +22,7 @@ from carinho_pipelines.sandbox import Sandbox
 from relay.migrate import upgrade
 from relay.store import Envelope, EventStore, utcnow
 from relay.tables import events, metadata
-from tests.support import MailSink, free_port
-
-
-@pytest.fixture(scope="session")
-def sandbox() -> Iterator[Sandbox]:
-    sb = Sandbox(base_port=0).start()
-    yield sb
-    sb.stop()
-
-
-@pytest.fixture(scope="session")
-def smtp() -> Iterator[tuple[MailSink, int]]:
-    sink = MailSink()
-    port = free_port()
-    controller = Controller(sink, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield sink, port
-    controller.stop()
+from tests.support import MailSink
 
 
 @op
