@@ -54,4 +54,4 @@ def test_run_queue_limits_in_dagster_yaml_match_the_queue_table():
     }
     assert limits == {name: q.concurrency for name, q in QUEUES.items()}
     assert "storage" not in instance_config(postgres=False)
-    assert instance_config(postgres=True)["storage"]["postgres"]["postgres_url"] == {"env": "DAGSTER_PG_URL"}
+    assert instance_config(postgres=True)["storage"]["custom"]["config"]["postgres_url"] == {"env": "DAGSTER_PG_URL"}
