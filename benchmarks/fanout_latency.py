@@ -17,6 +17,7 @@ Loopback only.
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
 import random
 import signal
@@ -45,6 +46,11 @@ PG_ADMIN = os.environ.get("CARINHO_TEST_PG_URL", "postgresql://postgres@127.0.0.
 BIN = Path(sys.executable).parent
 #: per hour at 1× (CONTRACTS §3)
 MIX = {"integrations-high": 100, "integrations": 500, "notifications": 200}
+
+
+def epoch(moment: datetime.datetime) -> float:
+    """Seconds since the epoch of a timestamp from the event store (naive means UTC)."""
+    return (moment if moment.tzinfo else moment.replace(tzinfo=datetime.timezone.utc)).timestamp()
 
 
 def free_port() -> int:
@@ -95,6 +101,43 @@ def tree_rss_mb(roots: list[int]) -> float:
         total += rss.get(pid, 0)
         stack.extend(children.get(pid, []))
     return total / 1024
+
+
+def process_cpu() -> dict[int, tuple[str, float]]:
+    """pid → (command line, CPU seconds so far, its own and its reaped children's) of
+    every process on the machine."""
+    tck, out = os.sysconf("SC_CLK_TCK"), {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{entry}/cmdline") as f:
+                cmd = f.read().replace("\0", " ").strip()
+        except OSError:
+            continue
+        # utime + stime + the reaped children's (short-lived processes: PostgreSQL
+        # backends of one-off connections, helper subprocesses)
+        out[int(entry)] = (cmd, sum(int(x) for x in fields[11:15]) / tck)
+    return out
+
+
+def cpu_by_role(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]) -> dict[str, float]:
+    """CPU seconds spent between two ``process_cpu`` snapshots, summed per role
+    (a process that started and ended in between counts for its parent's role)."""
+    roles = [("celery_app", "worker"), ("dagster-webserver", "webserver"), ("dagster-daemon", "daemon"),
+             ("grpc", "code servers"), ("api grpc", "code servers"), ("carinho relay", "relay"),
+             ("postgres:", "postgresql"), ("postgresql/", "postgresql"), ("redis", "redis"), ("fanout_latency", "benchmark + sandbox")]
+    totals: dict[str, float] = {}
+    for pid, (cmd, seconds) in after.items():
+        prior = before.get(pid)
+        spent = seconds - (prior[1] if prior and prior[0] == cmd else 0.0)
+        if spent <= 0:
+            continue
+        role = next((name for needle, name in roles if needle in cmd), "other")
+        totals[role] = totals.get(role, 0.0) + spent
+    return dict(sorted(totals.items(), key=lambda kv: -kv[1]))
 
 
 class RssSampler(threading.Thread):
@@ -190,6 +233,35 @@ class Stack:
             for url in (self.store_url, self.dagster_url):
                 conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{sa.engine.make_url(url).database}" WITH (FORCE)'))
 
+    def stages(self, ids: list[int]) -> dict[str, list[float]]:
+        """Where the time went, per event: received → run created (submission), created →
+        started (run queue, broker, a free worker), started → last action done."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(events.c.run_id, events.c.received_at, sa.func.max(event_actions.c.updated_at))
+                .select_from(events.join(event_actions, event_actions.c.event_id == events.c.id))
+                .where(events.c.id.in_(ids), events.c.run_id.is_not(None))
+                .group_by(events.c.id, events.c.run_id, events.c.received_at)
+            ).all()
+        dagster = sa.create_engine(self.dagster_url)
+        try:
+            with dagster.connect() as conn:
+                # create_timestamp is a UTC timestamp without time zone; start_time epoch seconds
+                runs = {run_id: (created, started) for run_id, created, started in conn.execute(
+                    sa.text("SELECT run_id, EXTRACT(EPOCH FROM create_timestamp)::float8, start_time FROM runs"
+                            " WHERE run_id = ANY(:ids)"), {"ids": [r[0] for r in rows]})}
+        finally:
+            dagster.dispose()
+        out: dict[str, list[float]] = {"submit": [], "queued": [], "execute": []}
+        for run_id, received, last in rows:
+            created, started = runs.get(run_id, (None, None))
+            if created is None or started is None or last is None:
+                continue
+            out["submit"].append(created - epoch(received))
+            out["queued"].append(started - created)
+            out["execute"].append(epoch(last) - started)
+        return out
+
     # -- traffic ------------------------------------------------------------------------
 
     def post(self, queue: str) -> int:
@@ -237,7 +309,7 @@ class Stack:
 
 def phase(stack: Stack, name: str, schedule: list[tuple[float, str]], drain: float) -> dict:
     """Send ``schedule`` ([(offset seconds, queue)]), wait for completion, measure."""
-    cpu0, t0 = cpu_busy_seconds(), time.monotonic()
+    cpu0, procs0, t0 = cpu_busy_seconds(), process_cpu(), time.monotonic()
     sampler = RssSampler(stack.pids())
     sampler.start()
     ids: list[int] = []
@@ -266,6 +338,8 @@ def phase(stack: Stack, name: str, schedule: list[tuple[float, str]], drain: flo
         time.sleep(1)
     elapsed = time.monotonic() - t0
     cpu = cpu_busy_seconds() - cpu0
+    roles = cpu_by_role(procs0, process_cpu())
+    stages = stack.stages(ids)
     sampler.stop.set()
     results = stack.outcome(ids)
     by_queue: dict[str, list[float]] = {}
@@ -276,7 +350,7 @@ def phase(stack: Stack, name: str, schedule: list[tuple[float, str]], drain: flo
         else:
             by_queue.setdefault(queue, []).append(seconds)
     return {"name": name, "sent": len(ids), "missing": missing, "elapsed": elapsed, "cpu": cpu,
-            "peak_rss": sampler.peak, "by_queue": by_queue}
+            "peak_rss": sampler.peak, "by_queue": by_queue, "roles": roles, "stages": stages}
 
 
 def poisson_schedule(rate_per_hour: dict[str, float], duration: float, multiplier: float) -> list[tuple[float, str]]:
@@ -313,6 +387,9 @@ def report(result: dict) -> None:
     print(f"CPU: {result['cpu']:.1f} CPU-s in all, {result['cpu'] / n:.2f} CPU-s per event, "
           f"{100 * result['cpu'] / (result['elapsed'] * cores):.0f}% of {cores} cores; peak RSS of the stack "
           f"{result['peak_rss']:.0f} MB ({result['peak_rss'] / n:.1f} MB per event done)")
+    print("stages (p50 / p95 s): " + ", ".join(f"{name} {pct(v, 50):.2f} / {pct(v, 95):.2f}"
+                                                 for name, v in result["stages"].items()))
+    print("CPU-s per event by role: " + ", ".join(f"{role} {seconds / n:.2f}" for role, seconds in result["roles"].items()))
 
 
 def main() -> None:
