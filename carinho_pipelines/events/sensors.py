@@ -36,29 +36,40 @@ BATCH = 200
     description="Launches one run per stored event (run key = event id); delayed events when due.",
 )
 def event_dispatch_sensor(context: SensorEvaluationContext, event_store: EventStoreResource):
-    """Exactly once: ``run_key`` = event id, deduplicated by Dagster per sensor forever,
-    so restarts, a lost dispatch mark or a cursor reset never launch a second run. An
-    event is marked dispatched (run id written back) once its run exists — including a
-    run submitted by someone else with the same ``carinho/event_id`` tag."""
+    """Exactly once: the sensor claims an event before requesting its run (the claim the
+    relay takes for a direct submission, so the two never both launch), and ``run_key``
+    = event id, deduplicated by Dagster per sensor forever, so restarts, a lost dispatch
+    mark or a cursor reset never launch a second run. An event is marked dispatched (run
+    id written back) once its run exists — including a run submitted by the relay."""
     store = event_store.store
-    due = ledger.due_events(store, utcnow(), BATCH)
-    if not due:
+    now = utcnow()
+    due = ledger.due_events(store, now, BATCH)
+    launching = ledger.claimed_undispatched(store, now, BATCH)
+    if not due and not launching:
         return SkipReason("no events due")
-    ids = [str(e["id"]) for e in due]
+    ids = [str(e["id"]) for e in due] + [str(i) for i in launching]
     existing = {
         run.tags[tags.EVENT_ID]: run.run_id
         for run in context.instance.get_runs(filters=RunsFilter(tags={tags.EVENT_ID: ids}), limit=len(ids) * 4)
     }
-    requests = []
+    for event_id in launching:
+        if str(event_id) in existing:
+            ledger.mark_dispatched(store, event_id, existing[str(event_id)])
+    to_launch = []
     for event in due:
         run_id = existing.get(str(event["id"]))
         if run_id is not None:
             ledger.mark_dispatched(store, event["id"], run_id)
-            continue
-        job_def = EVENT_JOBS.get(event["event_type"])
-        if job_def is None:  # not catalogued any more: leave it for a person (visible as "received")
-            continue
-        requests.append(RunRequest(run_key=str(event["id"]), job_name=job_def.name, tags=run_tags(event)))
+        elif event["event_type"] in EVENT_JOBS:  # not catalogued any more: left for a person
+            to_launch.append(event)
+    claimed = ledger.claim_for_dispatch(store, [e["id"] for e in to_launch], now)
+    requests = [
+        RunRequest(run_key=str(event["id"]), job_name=EVENT_JOBS[event["event_type"]].name, tags=run_tags(event))
+        for event in to_launch
+        if event["id"] in claimed
+    ]
+    if not requests:
+        return SkipReason("nothing to launch: due events are dispatched or being submitted")
     cursor = max([int(context.cursor or 0), *(int(r.run_key) for r in requests)])
     return SensorResult(run_requests=requests, cursor=str(cursor))
 

@@ -74,3 +74,67 @@ def test_outbox_sensor_flushes_only_when_messages_wait_and_whatsapp_is_back(hub)
     hub.sb.zapi.connect()
     [request] = tick().run_requests
     assert request.job_name in (None, "flush_whatsapp_outbox")
+
+
+# -- the relay's direct submission and the sensor never both launch ------------------
+
+
+def test_an_event_the_relay_is_submitting_is_not_requested_by_the_sensor(hub):
+    from relay.submit import Submitter
+
+    eid = hub.event("lead.created", "site", {"phone": "5511988887777"})
+    assert Submitter(hub.store).claim(eid)  # the relay is launching it right now
+    assert evaluate(hub).run_requests == []
+
+
+def test_an_event_the_sensor_claimed_is_not_submitted_by_the_relay(hub):
+    from relay.submit import Submitter
+
+    eid = hub.event("lead.created", "site", {"phone": "5511988887777"})
+    [request] = evaluate(hub).run_requests
+    assert request.run_key == str(eid)
+    # the relay's background submission comes late (a burst, a slow thread pool): it
+    # cannot take the claim, so it launches nothing
+    assert not Submitter(hub.store).claim(eid)
+
+
+def test_a_claimed_event_is_marked_dispatched_at_the_next_tick_once_its_run_exists(hub):
+    eid = hub.event("lead.updated", "crm", {"id": 3})
+    assert [r.run_key for r in evaluate(hub).run_requests] == [str(eid)]
+    run = hub.run(eid)  # what the daemon does with the request
+    assert evaluate(hub, cursor=str(eid)).run_requests == []
+    assert hub.store.get_event(eid)["run_id"] == run.run_id
+
+
+def test_a_stale_claim_is_taken_over_by_the_sensor(hub, monkeypatch):
+    from relay import submit
+
+    eid = hub.event("lead.created", "site", {"phone": "5511988887777"})
+    assert submit.Submitter(hub.store).claim(eid)  # then the relay died before launching
+    assert evaluate(hub).run_requests == []
+    monkeypatch.setattr(submit, "CLAIM_TTL", dt.timedelta(seconds=0))
+    assert [r.run_key for r in evaluate(hub).run_requests] == [str(eid)]
+
+
+def test_direct_submissions_wait_in_queue_priority_order(hub, monkeypatch):
+    import asyncio
+
+    from relay import submit
+
+    monkeypatch.setattr(submit, "MAX_IN_FLIGHT", 1)
+    launched = []
+
+    class Recording(submit.Submitter):
+        def submit_now(self, event_id):
+            launched.append(event_id)
+
+    async def burst():
+        submitter = Recording(hub.store)
+        for event_id in range(1, 6):
+            await submitter.submit(event_id, "notifications")
+        await submitter.submit(6, "integrations-high")
+        await submitter.submit(7, "integrations")
+        await submitter.drain()
+
+    asyncio.run(burst())
+    assert launched == [6, 7, 1, 2, 3, 4, 5]
