@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from starlette.concurrency import run_in_threadpool
 
 from carinho_pipelines.catalogue import CATALOGUE
+from carinho_pipelines.queues import QUEUES
 from carinho_pipelines.settings import env
 from carinho_pipelines.tags import event_run_tags
 
@@ -34,7 +35,10 @@ log = logging.getLogger("relay.submit")
 CLAIM_TTL = dt.timedelta(seconds=float(env("CARINHO_SUBMIT_CLAIM_SECONDS", "30") or 30))
 #: the whole launch must end well inside the claim's lifetime
 LAUNCH_TIMEOUT = httpx.Timeout(5.0, connect=1.0)
-MAX_IN_FLIGHT = 8
+#: launches in flight at once (the webserver creates runs in its thread pool)
+MAX_IN_FLIGHT = 4
+#: events waiting for a launch slot; beyond this they are left to the sensor
+MAX_WAITING = 2000
 
 
 def enabled() -> bool:
@@ -42,19 +46,46 @@ def enabled() -> bool:
 
 
 class Submitter:
+    """Launches runs in queue-priority order: in a burst, an ``integrations-high`` event
+    acknowledged after 100 ``notifications`` ones is still submitted first. Nothing is
+    claimed while it waits here, so a relay that stops with events waiting leaves them
+    to the sensor, which dispatches unclaimed events at its next tick."""
+
     def __init__(self, store: EventStore) -> None:
         self.store = store
-        self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+        self._waiting: asyncio.PriorityQueue | None = None
+        self._workers: list[asyncio.Task] = []
 
-    async def submit(self, event_id: int) -> None:
+    def _start(self) -> asyncio.PriorityQueue:
+        if self._waiting is None:
+            self._waiting = asyncio.PriorityQueue(MAX_WAITING)
+            self._workers = [asyncio.create_task(self._launch_loop()) for _ in range(MAX_IN_FLIGHT)]
+        return self._waiting
+
+    async def submit(self, event_id: int, queue: str | None = None) -> None:
         """Background task after the 202: never raises, never blocks the relay."""
-        if self._slots.locked():
-            return  # saturated: the sensor dispatches this one
-        async with self._slots:
+        spec = QUEUES.get(queue or "")
+        try:
+            self._start().put_nowait((-(spec.priority if spec else 0), event_id))
+        except asyncio.QueueFull:
+            log.warning("direct submission saturated; the sensor will dispatch event %s", event_id)
+
+    async def _launch_loop(self) -> None:
+        waiting = self._waiting
+        assert waiting is not None
+        while True:
+            _priority, event_id = await waiting.get()
             try:
                 await run_in_threadpool(self.submit_now, event_id)
             except Exception:  # a failed submission is the sensor's to recover
                 log.exception("direct submission of event %s failed; the sensor will dispatch it", event_id)
+            finally:
+                waiting.task_done()
+
+    async def drain(self) -> None:
+        """Wait until every event handed to :meth:`submit` has been tried (tests, shutdown)."""
+        if self._waiting is not None:
+            await self._waiting.join()
 
     def claim(self, event_id: int) -> bool:
         now = utcnow()

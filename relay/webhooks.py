@@ -93,7 +93,7 @@ async def commit(
     submitter = request.app.state.submitter
     background = None
     if submitter is not None and not result.duplicate and env.filtered_reason is None and env.available_at is None:
-        background = BackgroundTask(submitter.submit, result.event_id)
+        background = BackgroundTask(submitter.submit, result.event_id, env.queue)
     return JSONResponse(body, status_code=202, background=background)
 
 
