@@ -11,6 +11,15 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DAGSTER_YAML = REPO_ROOT / "dagster.yaml"
 
 
+#: with warm workers, how many runs per queue the run queue hands to the broker at once,
+#: as a multiple of the queue's limit without workers (queues.py ``concurrency``)
+DEFAULT_CELERY_QUEUE_FACTOR = 4
+
+
+def celery_queue_factor() -> int:
+    return max(1, int(os.environ.get("CARINHO_CELERY_QUEUE_FACTOR") or DEFAULT_CELERY_QUEUE_FACTOR))
+
+
 def instance_config(postgres: bool, celery: bool = False) -> dict:
     config = yaml.safe_load(DAGSTER_YAML.read_text())
     if not postgres:
@@ -18,8 +27,21 @@ def instance_config(postgres: bool, celery: bool = False) -> dict:
     if not celery:
         # no broker: runs start in fresh processes (Dagster's default launcher)
         config.pop("run_launcher", None)
-    elif not os.environ.get("CARINHO_CELERY_BACKEND_URL"):
+        return config
+    if not os.environ.get("CARINHO_CELERY_BACKEND_URL"):
         config["run_launcher"]["config"]["backend"] = {"env": "CARINHO_CELERY_BROKER_URL"}
+    # Without workers each launched run is a process, so the per-queue limits are what
+    # keeps the machine from thrashing. With workers the Celery queue of each carinho
+    # queue, and the worker processes that consume it, bound the work; the run queue
+    # only has to keep them fed between its dequeue passes (a run takes ~0.15 s in a
+    # warm worker, a pass comes every second), so it may hand several runs per slot to
+    # the broker. Capacity added by more workers elsewhere may need a larger factor.
+    factor = celery_queue_factor()
+    coordinator = config["run_coordinator"]["config"]
+    coordinator["max_concurrent_runs"] *= factor
+    for limit in coordinator["tag_concurrency_limits"]:
+        if limit["key"] == "carinho/queue":
+            limit["limit"] *= factor
     return config
 
 

@@ -55,3 +55,18 @@ def test_run_queue_limits_in_dagster_yaml_match_the_queue_table():
     assert limits == {name: q.concurrency for name, q in QUEUES.items()}
     assert "storage" not in instance_config(postgres=False)
     assert instance_config(postgres=True)["storage"]["custom"]["config"]["postgres_url"] == {"env": "DAGSTER_PG_URL"}
+
+
+def test_with_warm_workers_the_run_queue_feeds_the_broker_several_runs_per_slot(monkeypatch):
+    monkeypatch.delenv("CARINHO_CELERY_QUEUE_FACTOR", raising=False)
+    plain = instance_config(postgres=True)["run_coordinator"]["config"]
+    fed = instance_config(postgres=True, celery=True)["run_coordinator"]["config"]
+    by_queue = lambda config: {l["value"]: l["limit"] for l in config["tag_concurrency_limits"]  # noqa: E731,E741
+                               if l["key"] == "carinho/queue"}
+    assert by_queue(fed) == {name: 4 * limit for name, limit in by_queue(plain).items()}
+    assert fed["max_concurrent_runs"] == 4 * plain["max_concurrent_runs"]
+    # one run of a sync at a time, workers or not
+    assert [l for l in fed["tag_concurrency_limits"] if l["key"] == "carinho/sync"][0]["limit"] == 1  # noqa: E741
+    monkeypatch.setenv("CARINHO_CELERY_QUEUE_FACTOR", "2")
+    fed = instance_config(postgres=True, celery=True)["run_coordinator"]["config"]
+    assert by_queue(fed)["integrations-high"] == 2 * by_queue(plain)["integrations-high"]
