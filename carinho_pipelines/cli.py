@@ -225,6 +225,8 @@ def worker(queues: str, concurrency: int | None) -> None:
     if not os.environ.get("CARINHO_CELERY_BROKER_URL"):
         raise click.ClickException("CARINHO_CELERY_BROKER_URL is not set (e.g. redis://127.0.0.1:6379/0)")
     procs = concurrency or WORKER_CONCURRENCY.get(names[0], 1)
+    # lower-priority workers yield the CPU to integrations-high's when it is scarce
+    os.nice(min(QUEUES[name].niceness for name in names))
     celery = Path(sys.executable).with_name("celery")
     args = [str(celery), "-A", "carinho_pipelines.celery_app", "worker", "--pool", "prefork",
             "--concurrency", str(procs), "--prefetch-multiplier", "1", "--loglevel", "INFO",

@@ -17,6 +17,12 @@ class Queue:
     #: max concurrent runs of this queue in Dagster's run queue.
     concurrency: int
 
+    @property
+    def niceness(self) -> int:
+        """CPU niceness of the run workers serving this queue (0 for integrations-high),
+        so that when the machine is saturated the most urgent runs get the CPU first."""
+        return max(0, min(19, 10 - self.priority))
+
 
 QUEUES: dict[str, Queue] = {
     q.name: q

@@ -109,3 +109,12 @@ def test_a_worker_killed_mid_run_is_detected_and_the_run_redriven(celery_stack):
     runs = _runs(stack, event_id)
     assert runs[-1].status.value in ("FAILURE", "SUCCESS") and len(runs) >= 2  # the killed run, then its re-drive
     assert any(r.status.value == "FAILURE" for r in runs)
+
+
+def test_lower_priority_workers_yield_the_cpu_to_integrations_high(celery_stack):
+    def niceness(pid: int) -> int:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[16])
+
+    high, integrations, low = (niceness(w.pid) for w in celery_stack.workers)
+    assert high == 0 < integrations < low
