@@ -233,33 +233,38 @@ class Stack:
             for url in (self.store_url, self.dagster_url):
                 conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{sa.engine.make_url(url).database}" WITH (FORCE)'))
 
-    def stages(self, ids: list[int]) -> dict[str, list[float]]:
-        """Where the time went, per event: received → run created (submission), created →
-        started (run queue, broker, a free worker), started → last action done."""
+    def stages(self, ids: list[int]) -> dict[str, dict[str, list[float]]]:
+        """Where the time went, per event and queue: received → run created (submission),
+        created → launched (Dagster's run queue), launched → started (broker, a free worker
+        process, loading the run), started → last action done."""
         with self.engine.connect() as conn:
             rows = conn.execute(
-                sa.select(events.c.run_id, events.c.received_at, sa.func.max(event_actions.c.updated_at))
+                sa.select(events.c.run_id, events.c.queue, events.c.received_at, sa.func.max(event_actions.c.updated_at))
                 .select_from(events.join(event_actions, event_actions.c.event_id == events.c.id))
                 .where(events.c.id.in_(ids), events.c.run_id.is_not(None))
-                .group_by(events.c.id, events.c.run_id, events.c.received_at)
+                .group_by(events.c.id, events.c.run_id, events.c.queue, events.c.received_at)
             ).all()
         dagster = sa.create_engine(self.dagster_url)
         try:
             with dagster.connect() as conn:
-                # create_timestamp is a UTC timestamp without time zone; start_time epoch seconds
-                runs = {run_id: (created, started) for run_id, created, started in conn.execute(
-                    sa.text("SELECT run_id, EXTRACT(EPOCH FROM create_timestamp)::float8, start_time FROM runs"
-                            " WHERE run_id = ANY(:ids)"), {"ids": [r[0] for r in rows]})}
+                # timestamps: UTC without time zone; runs.start_time is epoch seconds
+                runs = {run_id: (created, launched, started) for run_id, created, launched, started in conn.execute(
+                    sa.text("SELECT r.run_id, EXTRACT(EPOCH FROM r.create_timestamp)::float8,"
+                            " (SELECT EXTRACT(EPOCH FROM min(e.timestamp))::float8 FROM event_logs e"
+                            "   WHERE e.run_id = r.run_id AND e.dagster_event_type = 'PIPELINE_STARTING'),"
+                            " r.start_time FROM runs r WHERE r.run_id = ANY(:ids)"), {"ids": [r[0] for r in rows]})}
         finally:
             dagster.dispose()
-        out: dict[str, list[float]] = {"submit": [], "queued": [], "execute": []}
-        for run_id, received, last in rows:
-            created, started = runs.get(run_id, (None, None))
-            if created is None or started is None or last is None:
+        out: dict[str, dict[str, list[float]]] = {}
+        for run_id, queue, received, last in rows:
+            created, launched, started = runs.get(run_id, (None, None, None))
+            if None in (created, launched, started, last):
                 continue
-            out["submit"].append(created - epoch(received))
-            out["queued"].append(started - created)
-            out["execute"].append(epoch(last) - started)
+            stage = out.setdefault(queue, {"submit": [], "run queue": [], "to worker": [], "execute": []})
+            stage["submit"].append(created - epoch(received))
+            stage["run queue"].append(launched - created)
+            stage["to worker"].append(started - launched)
+            stage["execute"].append(epoch(last) - started)
         return out
 
     # -- traffic ------------------------------------------------------------------------
@@ -372,6 +377,18 @@ def pct(values: list[float], p: float) -> float:
     return values[k]
 
 
+def idle_phase(stack: Stack, duration: float) -> None:
+    """The stack with no traffic: what it costs to be up (sensors, run queue, monitoring)."""
+    cpu0, procs0, t0 = cpu_busy_seconds(), process_cpu(), time.monotonic()
+    time.sleep(duration)
+    elapsed, cpu = time.monotonic() - t0, cpu_busy_seconds() - cpu0
+    roles = cpu_by_role(procs0, process_cpu())
+    cores = os.cpu_count() or 2
+    print(f"\n## idle for {elapsed:.0f} s: {cpu:.1f} CPU-s, {100 * cpu / (elapsed * cores):.1f}% of {cores} cores; "
+          f"RSS of the stack {tree_rss_mb(stack.pids()):.0f} MB")
+    print("CPU-s per minute by role: " + ", ".join(f"{role} {60 * seconds / elapsed:.2f}" for role, seconds in roles.items()))
+
+
 def report(result: dict) -> None:
     n = max(1, result["sent"] - result["missing"])
     print(f"\n## {result['name']}: {result['sent']} events in {result['elapsed']:.0f} s"
@@ -387,8 +404,10 @@ def report(result: dict) -> None:
     print(f"CPU: {result['cpu']:.1f} CPU-s in all, {result['cpu'] / n:.2f} CPU-s per event, "
           f"{100 * result['cpu'] / (result['elapsed'] * cores):.0f}% of {cores} cores; peak RSS of the stack "
           f"{result['peak_rss']:.0f} MB ({result['peak_rss'] / n:.1f} MB per event done)")
-    print("stages (p50 / p95 s): " + ", ".join(f"{name} {pct(v, 50):.2f} / {pct(v, 95):.2f}"
-                                                 for name, v in result["stages"].items()))
+    for queue in MIX:
+        stages = result["stages"].get(queue, {})
+        print(f"  {queue} stages, p50 / p95 s: " + ", ".join(f"{name} {pct(v, 50):.2f} / {pct(v, 95):.2f}"
+                                                           for name, v in stages.items()))
     print("CPU-s per event by role: " + ", ".join(f"{role} {seconds / n:.2f}" for role, seconds in result["roles"].items()))
 
 
@@ -414,6 +433,9 @@ def main() -> None:
                     result = phase(stack, "1x seed mix", poisson_schedule(MIX, args.duration, 1), args.drain)
                 elif name == "10x":
                     result = phase(stack, "10x seed mix", poisson_schedule(MIX, args.duration, 10), args.drain)
+                elif name == "idle":
+                    idle_phase(stack, args.duration)
+                    continue
                 elif name == "burst" and args.burst:
                     queues = [random.choices(list(MIX), weights=list(MIX.values()))[0] for _ in range(args.burst)]
                     result = phase(stack, f"burst of {args.burst}", [(0.0, q) for q in queues], args.drain)
