@@ -78,6 +78,39 @@ def cpu_busy_seconds() -> float:
     return (sum(parts) - idle) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_pss_mb(roots: list[int]) -> float:
+    """Proportional set size of the process trees: shared pages (a prefork worker's
+    children share most of their parent's) counted once, unlike the sum of RSS."""
+    total = 0
+    for pid in tree_pids(roots):
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                total += next(int(line.split()[1]) for line in f if line.startswith("Pss:"))
+        except (OSError, StopIteration):
+            continue
+    return total / 1024
+
+
+def tree_pids(roots: list[int]) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    seen, stack = set(), list(roots)
+    while stack:
+        pid = stack.pop()
+        if pid not in seen:
+            seen.add(pid)
+            stack.extend(children.get(pid, []))
+    return seen
+
+
 def tree_rss_mb(roots: list[int]) -> float:
     children: dict[int, list[int]] = {}
     rss: dict[int, int] = {}
@@ -155,7 +188,7 @@ class RssSampler(threading.Thread):
 
 
 class Stack:
-    def __init__(self, mode: str, workdir: Path, log: str | None = None) -> None:
+    def __init__(self, mode: str, workdir: Path, log: str | None = None, code_server: bool = False) -> None:
         self.mode = mode
         self.admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
         suffix = uuid.uuid4().hex[:6]
@@ -184,8 +217,16 @@ class Stack:
         self.log = open(log or workdir / "stack.log", "ab")
         self.procs: list[subprocess.Popen] = []
         self.spawn([str(BIN / "carinho"), "relay", "--port", str(self.relay_port)])
-        self.spawn([str(BIN / "dagster-webserver"), "-w", str(REPO / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(self.ui_port)])
-        self.spawn([str(BIN / "dagster-daemon"), "run", "-w", str(REPO / "workspace.yaml")])
+        workspace = REPO / "workspace.yaml"
+        if code_server:
+            # a standalone code server (deploy/workspace.code-server.yaml), as deployed
+            self.env.update(CARINHO_CODE_SERVER_HOST="127.0.0.1", CARINHO_CODE_SERVER_PORT=str(free_port()))
+            self.spawn([str(BIN / "dagster"), "api", "grpc", "-m", "carinho_pipelines.definitions",
+                        "--location-name", "carinho_pipelines", "-h", "127.0.0.1", "-p", self.env["CARINHO_CODE_SERVER_PORT"]])
+            workspace = REPO / "deploy" / "workspace.code-server.yaml"
+            self.wait_port(int(self.env["CARINHO_CODE_SERVER_PORT"]))
+        self.spawn([str(BIN / "dagster-webserver"), "-w", str(workspace), "-h", "127.0.0.1", "-p", str(self.ui_port)])
+        self.spawn([str(BIN / "dagster-daemon"), "run", "-w", str(workspace)])
         if mode == "celery":
             from carinho_pipelines.instance import celery_worker_commands
 
@@ -200,6 +241,19 @@ class Stack:
     def spawn(self, command: list[str]) -> None:
         self.procs.append(subprocess.Popen(command, cwd=REPO, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
                                            start_new_session=True))
+
+    @staticmethod
+    def wait_port(port: int, timeout: float = 120) -> None:
+        import socket
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.5)
+        raise RuntimeError(f"nothing listens on {port}")
 
     @staticmethod
     def wait(url: str, timeout: float = 120) -> None:
@@ -385,7 +439,7 @@ def idle_phase(stack: Stack, duration: float) -> None:
     roles = cpu_by_role(procs0, process_cpu())
     cores = os.cpu_count() or 2
     print(f"\n## idle for {elapsed:.0f} s: {cpu:.1f} CPU-s, {100 * cpu / (elapsed * cores):.1f}% of {cores} cores; "
-          f"RSS of the stack {tree_rss_mb(stack.pids()):.0f} MB")
+          f"RSS of the stack {tree_rss_mb(stack.pids()):.0f} MB (PSS {tree_pss_mb(stack.pids()):.0f} MB)")
     print("CPU-s per minute by role: " + ", ".join(f"{role} {60 * seconds / elapsed:.2f}" for role, seconds in roles.items()))
 
 
@@ -420,14 +474,18 @@ def main() -> None:
     parser.add_argument("--phases", default="1x,10x,burst")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--log", default=None, help="keep the stack's log in this file")
+    parser.add_argument("--code-server", action=argparse.BooleanOptionalAction, default=False,
+                        help="webserver and daemon use one standalone code server (deploy/workspace.code-server.yaml)"
+                             " instead of starting their own from workspace.yaml")
     args = parser.parse_args()
     random.seed(args.seed)
     with tempfile.TemporaryDirectory(prefix="carinho-bench-") as tmp:
-        stack = Stack(args.mode, Path(tmp), log=args.log)
+        stack = Stack(args.mode, Path(tmp), log=args.log, code_server=args.code_server)
         try:
             idle = tree_rss_mb(stack.pids())
-            print(f"# fanout_latency --mode {args.mode}: idle RSS of relay + webserver + daemon"
-                  f"{' + workers' if args.mode == 'celery' else ''}: {idle:.0f} MB")
+            print(f"# fanout_latency --mode {args.mode}{' --code-server' if args.code_server else ''}: idle memory of relay + webserver + daemon"
+                  f"{' + workers' if args.mode == 'celery' else ''} (and their code servers):"
+                  f" {idle:.0f} MB RSS summed, {tree_pss_mb(stack.pids()):.0f} MB PSS")
             for name in args.phases.split(","):
                 if name == "1x":
                     result = phase(stack, "1x seed mix", poisson_schedule(MIX, args.duration, 1), args.drain)
