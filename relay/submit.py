@@ -54,12 +54,14 @@ class Submitter:
     def __init__(self, store: EventStore) -> None:
         self.store = store
         self._waiting: asyncio.PriorityQueue | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._workers: list[asyncio.Task] = []
 
     def _start(self) -> asyncio.PriorityQueue:
-        if self._waiting is None:
-            self._waiting = asyncio.PriorityQueue(MAX_WAITING)
-            self._workers = [asyncio.create_task(self._launch_loop()) for _ in range(MAX_IN_FLIGHT)]
+        loop = asyncio.get_running_loop()
+        if self._waiting is None or self._loop is not loop:  # first use, or a new event loop
+            self._loop, self._waiting = loop, asyncio.PriorityQueue(MAX_WAITING)
+            self._workers = [loop.create_task(self._launch_loop(self._waiting)) for _ in range(MAX_IN_FLIGHT)]
         return self._waiting
 
     async def submit(self, event_id: int, queue: str | None = None) -> None:
@@ -70,9 +72,7 @@ class Submitter:
         except asyncio.QueueFull:
             log.warning("direct submission saturated; the sensor will dispatch event %s", event_id)
 
-    async def _launch_loop(self) -> None:
-        waiting = self._waiting
-        assert waiting is not None
+    async def _launch_loop(self, waiting: asyncio.PriorityQueue) -> None:
         while True:
             _priority, event_id = await waiting.get()
             try:
