@@ -52,29 +52,28 @@ def worker_instance() -> DagsterInstance:
 
 
 def _discard(_event: Any) -> None:
-    pass
+    """The run's events are already in the event log; nobody reads this stream."""
+
+
+def _run_in_this_process(command_body: Any, args_type: type, packed: Any) -> int:
+    args = unpack_value(val=packed, as_type=args_type)
+    return command_body(
+        instance=worker_instance(),
+        run_id=args.run_id,
+        write_stream_fn=_discard,
+        set_exit_code_on_failure=True if args.set_exit_code_on_failure is None else args.set_exit_code_on_failure,
+    )
 
 
 @app.task(bind=True, name=TASK_EXECUTE_JOB_NAME, track_started=True)
 def execute_job(_task: Any, execute_job_args_packed: Any) -> int:
-    args = unpack_value(val=execute_job_args_packed, as_type=ExecuteRunArgs)
-    return _execute_run_command_body(
-        instance=worker_instance(),
-        run_id=args.run_id,
-        write_stream_fn=_discard,
-        set_exit_code_on_failure=args.set_exit_code_on_failure if args.set_exit_code_on_failure is not None else True,
-    )
+    return _run_in_this_process(_execute_run_command_body, ExecuteRunArgs, execute_job_args_packed)
 
 
 @app.task(bind=True, name=TASK_RESUME_JOB_NAME, track_started=True)
-def resume_job(_task: Any, resume_job_args_packed: Any) -> int:
-    args = unpack_value(val=resume_job_args_packed, as_type=ResumeRunArgs)
-    return _resume_run_command_body(
-        instance=worker_instance(),
-        run_id=args.run_id,
-        write_stream_fn=_discard,
-        set_exit_code_on_failure=args.set_exit_code_on_failure if args.set_exit_code_on_failure is not None else True,
-    )
+def resume_job(_task: Any, resume_job_args_packed: Any = None, execute_job_args_packed: Any = None) -> int:
+    # dagster-celery's launcher sends the resume arguments as ``execute_job_args_packed``
+    return _run_in_this_process(_resume_run_command_body, ResumeRunArgs, resume_job_args_packed or execute_job_args_packed)
 
 
 # warm the children: they fork from a parent that already imported the code location
