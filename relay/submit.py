@@ -88,20 +88,9 @@ class Submitter:
             await self._waiting.join()
 
     def claim(self, event_id: int) -> bool:
-        now = utcnow()
-        with self.store.engine.begin() as conn:
-            result = conn.execute(
-                events.update()
-                .where(
-                    events.c.id == event_id,
-                    events.c.run_id.is_(None),
-                    events.c.submit_claimed_at.is_(None),
-                    events.c.filtered_reason.is_(None),
-                    events.c.available_at <= now,
-                )
-                .values(submit_claimed_at=now)
-            )
-        return result.rowcount == 1
+        # only an unclaimed event: the relay does not check for an existing run, so a
+        # stale claim (the sensor's, or an earlier relay's) is the sensor's to resolve
+        return event_id in claim_events(self.store.engine, [event_id], utcnow(), take_over_stale=False)
 
     def submit_now(self, event_id: int) -> str | None:
         if not self.claim(event_id):
@@ -122,6 +111,24 @@ class Submitter:
                 .values(run_id=run_id, dispatched_at=utcnow())
             )
         return run_id
+
+
+def claim_events(engine: sa.Engine, event_ids: list[int], now: dt.datetime, *, take_over_stale: bool) -> set[int]:
+    """The one claim taken before launching an event's run, by the relay and by the
+    dispatch sensor alike: of ``event_ids``, those due, not filtered, not dispatched and
+    not claimed (or, with ``take_over_stale``, whose claim went stale) are claimed now
+    and returned. Whoever holds the claim launches; the other skips."""
+    if not event_ids:
+        return set()
+    claimable = sa.not_(claim_is_fresh(now)) if take_over_stale else events.c.submit_claimed_at.is_(None)
+    with engine.begin() as conn:
+        return set(conn.execute(
+            events.update()
+            .where(events.c.id.in_(event_ids), events.c.run_id.is_(None), events.c.filtered_reason.is_(None),
+                   events.c.available_at <= now, claimable)
+            .values(submit_claimed_at=now)
+            .returning(events.c.id)
+        ).scalars())
 
 
 def claim_is_fresh(now: dt.datetime):

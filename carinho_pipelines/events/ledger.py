@@ -115,23 +115,6 @@ def claimed_undispatched(store: EventStore, now: dt.datetime, limit: int) -> lis
         ).scalars())
 
 
-def claim_for_dispatch(store: EventStore, event_ids: list[int], now: dt.datetime) -> set[int]:
-    """The sensor's claim, the same one the relay takes before a direct submission: of
-    ``event_ids``, those not dispatched and not claimed (or whose claim went stale) are
-    claimed now and returned. Whoever holds the claim launches; the other skips."""
-    from relay.submit import claim_is_fresh
-
-    if not event_ids:
-        return set()
-    with store.engine.begin() as conn:
-        return set(conn.execute(
-            events.update()
-            .where(events.c.id.in_(event_ids), events.c.run_id.is_(None), sa.not_(claim_is_fresh(now)))
-            .values(submit_claimed_at=now)
-            .returning(events.c.id)
-        ).scalars())
-
-
 def mark_dispatched(store: EventStore, event_id: int, run_id: str) -> None:
     with store.engine.begin() as conn:
         conn.execute(

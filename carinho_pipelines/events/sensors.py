@@ -19,6 +19,7 @@ from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 from carinho_pipelines import tags
 from carinho_pipelines.queues import NOTIFICATIONS, QUEUES
 from relay.store import utcnow
+from relay.submit import claim_events
 
 from . import ledger, whatsapp
 from .jobs import EVENT_JOBS, run_tags
@@ -62,7 +63,7 @@ def event_dispatch_sensor(context: SensorEvaluationContext, event_store: EventSt
             ledger.mark_dispatched(store, event["id"], run_id)
         elif event["event_type"] in EVENT_JOBS:  # not catalogued any more: left for a person
             to_launch.append(event)
-    claimed = ledger.claim_for_dispatch(store, [e["id"] for e in to_launch], now)
+    claimed = claim_events(store.engine, [e["id"] for e in to_launch], now, take_over_stale=True)
     requests = [
         RunRequest(run_key=str(event["id"]), job_name=EVENT_JOBS[event["event_type"]].name, tags=run_tags(event))
         for event in to_launch
