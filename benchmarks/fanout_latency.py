@@ -112,27 +112,14 @@ def tree_pids(roots: list[int]) -> set[int]:
 
 
 def tree_rss_mb(roots: list[int]) -> float:
-    children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+    """Summed RSS of the process trees (shared pages counted in every process)."""
+    total = 0
+    for pid in tree_pids(roots):
         try:
-            with open(f"/proc/{entry}/status") as f:
-                fields = dict(line.split(":", 1) for line in f if ":" in line)
+            with open(f"/proc/{pid}/status") as f:
+                total += next((int(line.split()[1]) for line in f if line.startswith("VmRSS:")), 0)
         except OSError:
             continue
-        pid, ppid = int(entry), int(fields["PPid"].strip())
-        children.setdefault(ppid, []).append(pid)
-        rss[pid] = int(fields.get("VmRSS", "0 kB").split()[0])
-    total, stack, seen = 0, list(roots), set()
-    while stack:
-        pid = stack.pop()
-        if pid in seen:
-            continue
-        seen.add(pid)
-        total += rss.get(pid, 0)
-        stack.extend(children.get(pid, []))
     return total / 1024
 
 
@@ -160,7 +147,7 @@ def cpu_by_role(before: dict[int, tuple[str, float]], after: dict[int, tuple[str
     """CPU seconds spent between two ``process_cpu`` snapshots, summed per role
     (a process that started and ended in between counts for its parent's role)."""
     roles = [("celery_app", "worker"), ("dagster-webserver", "webserver"), ("dagster-daemon", "daemon"),
-             ("grpc", "code servers"), ("api grpc", "code servers"), ("carinho relay", "relay"),
+             ("grpc", "code servers"), ("carinho relay", "relay"),
              ("postgres:", "postgresql"), ("postgresql/", "postgresql"), ("redis", "redis"), ("fanout_latency", "benchmark + sandbox")]
     totals: dict[str, float] = {}
     for pid, (cmd, seconds) in after.items():
