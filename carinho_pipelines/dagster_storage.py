@@ -93,6 +93,17 @@ def remember_yes(method):
     return wrapper
 
 
+@classmethod
+def _from_config_value(cls, inst_data: ConfigurableClassData | None, config_value: dict):
+    """dagster-postgres's config (``postgres_url`` or ``postgres_db``) → ``cls``."""
+    return cls(
+        inst_data=inst_data,
+        postgres_url=pg_url_from_config(config_value),
+        should_autocreate_tables=config_value.get("should_autocreate_tables", True),
+        token_provider=get_token_provider_from_config(config_value),
+    )
+
+
 def _pooled(stock: type, checks: tuple[str, ...]) -> type:
     """``stock`` (a dagster-postgres storage class) on the shared pooled engine."""
 
@@ -104,18 +115,9 @@ def _pooled(stock: type, checks: tuple[str, ...]) -> type:
         self.should_autocreate_tables = should_autocreate_tables
         self._engine = shared_engine(postgres_url, token_provider)
 
-    @classmethod
-    def from_config_value(cls, inst_data: ConfigurableClassData | None, config_value: dict):
-        return cls(
-            inst_data=inst_data,
-            postgres_url=pg_url_from_config(config_value),
-            should_autocreate_tables=config_value.get("should_autocreate_tables", True),
-            token_provider=get_token_provider_from_config(config_value),
-        )
-
     namespace: dict[str, Any] = {
         "__init__": __init__,
-        "from_config_value": from_config_value,
+        "from_config_value": _from_config_value,
         "__module__": __name__,
         "__doc__": f"dagster-postgres's ``{stock.__name__}`` on a pooled, per-process engine.",
     }
@@ -157,14 +159,7 @@ class PooledPostgresStorage(DagsterPostgresStorage):
         )
         super(DagsterPostgresStorage, self).__init__()
 
-    @classmethod
-    def from_config_value(cls, inst_data: ConfigurableClassData | None, config_value: dict) -> PooledPostgresStorage:
-        return cls(
-            inst_data=inst_data,
-            postgres_url=pg_url_from_config(config_value),
-            should_autocreate_tables=config_value.get("should_autocreate_tables", True),
-            token_provider=get_token_provider_from_config(config_value),
-        )
+    from_config_value = _from_config_value
 
     # the instance ref that run workers and code servers rebuild storage from: ours too
     def _data(self, cls: type) -> ConfigurableClassData | None:
