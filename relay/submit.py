@@ -55,7 +55,7 @@ class Submitter:
         self.store = store
         self._waiting: asyncio.PriorityQueue | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._workers: list[asyncio.Task] = []
+        self._workers: list[asyncio.Task] = []  # held: the loop keeps only weak references
 
     def _start(self) -> asyncio.PriorityQueue:
         loop = asyncio.get_running_loop()
