@@ -3,7 +3,6 @@ same data as dagster-postgres's stock storage, a handful of connections instead 
 per statement, and no failure when PostgreSQL drops the pooled connections."""
 
 import multiprocessing
-import os
 
 import pytest
 import sqlalchemy as sa
@@ -13,6 +12,7 @@ from dagster_postgres import DagsterPostgresStorage
 
 from carinho_pipelines import dagster_storage
 from carinho_pipelines.instance import prepare_dagster_home
+from tests.conftest import PG_ADMIN_URL
 
 
 @pytest.fixture
@@ -66,12 +66,11 @@ def test_many_reads_and_instances_reuse_a_few_connections(instance):
     assert opened[0] <= 3
 
 
-def test_connections_postgresql_dropped_are_replaced_not_failed(instance, pg_database):
+def test_connections_postgresql_dropped_are_replaced_not_failed(instance):
     inst, url = instance
     inst.get_runs_count()  # a pooled connection now exists
     database = sa.engine.make_url(url).database
-    admin = sa.create_engine(os.environ.get("CARINHO_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
-                             isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         killed = conn.execute(sa.text(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = :db AND pid <> pg_backend_pid()"
@@ -85,7 +84,7 @@ def test_connections_postgresql_dropped_are_replaced_not_failed(instance, pg_dat
 def _engine_in_child(url: str, queue) -> None:
     engine = dagster_storage.shared_engine(url)
     with engine.connect() as conn:
-        queue.put((id(engine), conn.execute(sa.text("SELECT pg_backend_pid()")).scalar()))
+        queue.put(conn.execute(sa.text("SELECT pg_backend_pid()")).scalar())
 
 
 def test_a_forked_worker_process_gets_its_own_engine(instance):
@@ -97,7 +96,7 @@ def test_a_forked_worker_process_gets_its_own_engine(instance):
     queue = ctx.Queue()
     child = ctx.Process(target=_engine_in_child, args=(url, queue))
     child.start()
-    _child_engine, child_backend = queue.get(timeout=30)
+    child_backend = queue.get(timeout=30)
     child.join(30)
     assert child.exitcode == 0
     # a separate connection: sharing the parent's socket would mix two processes' traffic
