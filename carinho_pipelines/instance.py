@@ -1,14 +1,24 @@
-"""The Dagster instance folder ($DAGSTER_HOME) derived from the repo's dagster.yaml."""
+"""The Dagster instance folder ($DAGSTER_HOME) derived from the repo's dagster.yaml.
+
+The repo's top-level ``dagster.yaml`` is shipped as package data
+(``carinho_pipelines/dagster.yaml`` is a link to it), so a plain ``pip install .``
+finds it through ``importlib.resources``; no source tree is needed at run time.
+"""
 
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DAGSTER_YAML = REPO_ROOT / "dagster.yaml"
+
+
+def dagster_yaml_text() -> str:
+    """The instance configuration this package was built with."""
+    return resources.files("carinho_pipelines").joinpath("dagster.yaml").read_text()
 
 
 #: with warm workers, how many runs per queue the run queue hands to the broker at once,
@@ -21,7 +31,7 @@ def celery_queue_factor() -> int:
 
 
 def instance_config(postgres: bool, celery: bool = False) -> dict:
-    config = yaml.safe_load(DAGSTER_YAML.read_text())
+    config = yaml.safe_load(dagster_yaml_text())
     if not postgres:
         config.pop("storage", None)  # Dagster's default: SQLite files under $DAGSTER_HOME
     if not celery:
@@ -63,7 +73,7 @@ def prepare_dagster_home(home: Path, postgres: bool | None = None, celery: bool 
 def celery_settings() -> dict:
     """The Celery run launcher's settings from the repo's dagster.yaml, env resolved
     (the workers must use the same broker, backend and queues as the launcher)."""
-    launcher = yaml.safe_load(DAGSTER_YAML.read_text())["run_launcher"]["config"]
+    launcher = yaml.safe_load(dagster_yaml_text())["run_launcher"]["config"]
 
     def resolve(value):
         if isinstance(value, dict) and "env" in value:

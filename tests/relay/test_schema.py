@@ -6,7 +6,7 @@ from alembic.migration import MigrationContext
 from click.testing import CliRunner
 
 from carinho_pipelines.cli import main
-from carinho_pipelines.instance import DAGSTER_YAML, instance_config
+from carinho_pipelines.instance import dagster_yaml_text, instance_config
 from carinho_pipelines.queues import QUEUES
 from relay.migrate import upgrade
 from relay.store import EventStore
@@ -46,7 +46,7 @@ def test_openapi_lists_every_route(relay):
 
 
 def test_run_queue_limits_in_dagster_yaml_match_the_queue_table():
-    config = yaml.safe_load(DAGSTER_YAML.read_text())
+    config = yaml.safe_load(dagster_yaml_text())
     limits = {
         item["value"]: item["limit"]
         for item in config["run_coordinator"]["config"]["tag_concurrency_limits"]
