@@ -17,6 +17,7 @@ import os
 import threading
 from typing import Any
 
+from celery.signals import worker_process_init
 from dagster import DagsterInstance
 from dagster._cli.api import _execute_run_command_body, _resume_run_command_body
 from dagster._grpc.types import ExecuteRunArgs, ResumeRunArgs
@@ -49,6 +50,13 @@ def worker_instance() -> DagsterInstance:
         if _instance is None or _instance_pid != os.getpid():
             _instance, _instance_pid = DagsterInstance.get(), os.getpid()
         return _instance
+
+
+@worker_process_init.connect
+def _warm_instance(**_kwargs: Any) -> None:
+    """Each pool process opens its instance (storage, run tables) when it is forked, not
+    inside the first run it is given: that run's latency is the SLA's, not the pool's."""
+    worker_instance().get_runs(limit=1)
 
 
 def _discard(_event: Any) -> None:

@@ -12,9 +12,8 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -31,6 +30,9 @@ from ..queues import LOW, QUEUES
 from . import batch
 from .engine import Caller, Item, Outcome, SyncConfig, sync_items
 from .ledger import SyncLedger, SyncLedgerResource
+
+if TYPE_CHECKING:
+    import pandas as pd  # imported by .batch when a sync runs, not at code-location load
 
 LEDGER_KEY = "sync_ledger"
 SYNC_TAG = "carinho/sync"
@@ -120,6 +122,8 @@ def run_sync(
         skipped_at_source = valid.loc[at_source, "id"].astype(str).tolist()
         valid = valid.loc[~at_source]
     if len(invalid):
+        import pandas as pd
+
         invalid_ids = [str(i) for i in invalid["id"].tolist() if i is not None and not pd.isna(i)]
         ledger.seen(spec.name, invalid_ids, partition_key)
         context.log.warning(f"{spec.name}: {len(invalid)} invalid item(s) not sent: " + "; ".join(
