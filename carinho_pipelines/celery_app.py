@@ -84,5 +84,9 @@ def resume_job(_task: Any, resume_job_args_packed: Any = None, execute_job_args_
     return _run_in_this_process(_resume_run_command_body, ResumeRunArgs, resume_job_args_packed or execute_job_args_packed)
 
 
-# warm the children: they fork from a parent that already imported the code location
-import carinho_pipelines.definitions  # noqa: E402,F401
+# Warm the children: they fork from a parent that already imported the code location and
+# resolved its repository and jobs (otherwise the first run in each pool process pays
+# ~0.3 s for that, inside its SLA).
+from carinho_pipelines.definitions import defs  # noqa: E402
+
+defs.get_repository_def().get_all_jobs()
