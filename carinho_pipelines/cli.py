@@ -305,7 +305,7 @@ def run(relay_port: int, dagster_port: int, code_server_port: int, broker_port: 
     data.mkdir(parents=True, exist_ok=True)
     sup = sv.Supervisor(os.environ, cwd=data, log_dir=data / "logs", verbose=verbose, echo=click.echo)
     in_process: list[object] = []  # the sandbox and its mailbox (threads of this process)
-    sv.stop_on_sigterm()
+    sv.stop_on_signals()
     try:
         summary = _start_hub(sv, sup, in_process, launcher, embedded_broker, relay_port, dagster_port,
                              code_server_port, broker_port, sandbox_port, sandbox, seed)

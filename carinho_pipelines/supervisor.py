@@ -282,12 +282,15 @@ def celery_worker_answers(broker: str, node_prefix: str) -> Callable[[], bool]:
     return check
 
 
-def stop_on_sigterm() -> None:
-    """SIGTERM (e.g. from a service manager) stops the hub like Ctrl-C does."""
+def stop_on_signals() -> None:
+    """Ctrl-C (SIGINT) and SIGTERM (a service manager) stop the hub. Installed explicitly:
+    a background job of a non-interactive shell starts with SIGINT ignored, and Python
+    then keeps ignoring it."""
 
     def handler(*_args: object) -> None:
         raise KeyboardInterrupt
 
+    signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
 
 
