@@ -200,3 +200,29 @@ def test_a_port_in_use_is_one_line_and_a_non_zero_exit(tmp_path):
             assert done.stderr.strip() == f"port {port} ({what}) is in use; pass {option}", done.stderr
             assert "Traceback" not in done.stdout + done.stderr
             assert not (tmp_path / "logs").exists()  # nothing was started
+
+
+def test_a_broker_of_ones_own_replaces_the_embedded_one(tmp_path):
+    """With CARINHO_CELERY_BROKER_URL set, the embedded broker's port is not needed (so
+    not checked): the first port complained about is the sandbox's."""
+    with socket.socket() as broker, socket.socket() as zapi:
+        for s in (broker, zapi):
+            s.bind(("127.0.0.1", 0))
+            s.listen()
+        ports = Hub(tmp_path).ports
+        ports["--broker-port"] = broker.getsockname()[1]
+        ports["--sandbox-port"] = zapi.getsockname()[1]
+        args = [CARINHO, "run", *(str(x) for kv in ports.items() for x in kv)]
+        env = {**_clean_env(tmp_path), "CARINHO_CELERY_BROKER_URL": "redis://127.0.0.1:1/0"}
+        done = subprocess.run(args, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        assert done.returncode != 0
+        assert done.stderr.strip() == f"port {ports['--sandbox-port']} (sandbox zapi) is in use; pass --sandbox-port"
+        env.pop("CARINHO_CELERY_BROKER_URL")
+        done = subprocess.run(args, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        assert done.stderr.strip() == f"port {ports['--broker-port']} (embedded broker) is in use; pass --broker-port"
+
+
+def test_an_unknown_run_launcher_is_refused(tmp_path):
+    env = {**_clean_env(tmp_path), "CARINHO_RUN_LAUNCHER": "k8s"}
+    done = subprocess.run([CARINHO, "run"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "CARINHO_RUN_LAUNCHER must be one of celery, process" in done.stderr
