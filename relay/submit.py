@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from carinho_pipelines.catalogue import CATALOGUE
 from carinho_pipelines.queues import QUEUES
 from carinho_pipelines.settings import env
-from carinho_pipelines.tags import event_run_tags
+from carinho_pipelines.tags import BY_RELAY, event_run_tags
 
 from . import dagster_gql
 from .store import EventStore, utcnow
@@ -100,7 +100,7 @@ class Submitter:
         if spec is None:
             return None
         try:
-            run_id = dagster_gql.launch_job(spec.job_name, event_run_tags(event), timeout=LAUNCH_TIMEOUT)
+            run_id = dagster_gql.launch_job(spec.job_name, event_run_tags(event, BY_RELAY), timeout=LAUNCH_TIMEOUT)
         except (dagster_gql.DagsterUnavailable, dagster_gql.LaunchFailed) as exc:
             log.warning("event %s not submitted (%s); the sensor will dispatch it", event_id, exc)
             return None
