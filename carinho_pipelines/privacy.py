@@ -168,20 +168,29 @@ def mask_in_text(text: Any, known: list[tuple[str, str]] | tuple = ()) -> Any:
     return _EMAIL_IN_TEXT.sub(lambda m: mask_email(m.group(0)) or "***", text)
 
 
-def mask_response(value: Any, known: list[tuple[str, str]] | tuple = (), _key: str | None = None) -> Any:
+#: containers of validation messages in an answer (``{"errors": {"email": ["… já cadastrado"]}}``):
+#: below them a key names the field a message is about, the values are messages
+MESSAGE_CONTAINER_KEYS = frozenset({"errors", "error", "detail", "details", "messages", "violations"})
+
+
+def mask_response(value: Any, known: list[tuple[str, str]] | tuple = (), _key: str | None = None,
+                  _messages: bool = False) -> Any:
     """A downstream answer (or an error built from one) fit for DLQ details and run
     metadata: personal fields masked as in :func:`mask_payload`, but error texts
-    (``message``, ``error``, ``detail``…) kept readable with the personal data inside
-    them masked (:func:`mask_in_text`)."""
+    (``message``, ``errors.<field>``, ``detail``…) kept readable with the personal data
+    inside them masked (:func:`mask_in_text`)."""
     if isinstance(value, dict):
-        return {k: mask_response(v, known, k) for k, v in value.items()}
+        inner = _messages or (_key in MESSAGE_CONTAINER_KEYS)
+        return {k: mask_response(v, known, k, inner) for k, v in value.items()}
     if isinstance(value, list):
-        return [mask_response(v, known, _key) for v in value]
+        return [mask_response(v, known, _key, _messages) for v in value]
     if value is None or isinstance(value, bool) or not isinstance(value, str):
         return value
     key = _key or ""
     if key in SECRET_KEYS:
         return "***"
+    if _messages or key in MESSAGE_CONTAINER_KEYS:
+        return mask_in_text(value, known)
     if key in PHONE_KEYS:
         return mask_phone(value)
     if key in EMAIL_KEYS:

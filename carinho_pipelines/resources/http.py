@@ -165,7 +165,7 @@ class HttpResource(ConfigurableResource):
         where = f"{method} {redact(urlsplit(path).path or path)}"
         clean_params = {k: v for k, v in (params or {}).items() if v is not None} or None
         # personal data the hub sent, masked wherever the answer quotes it back
-        known = pii_values({"params": clean_params or {}, "body": json_body})
+        known = pii_values({"params": clean_params or {}, "body": json_body if content is None else _json_or_none(content)})
         started = time.monotonic()
         try:
             response = self.client.request(
@@ -292,6 +292,14 @@ class InternalApiResource(HttpResource):
         return headers
 
 
+
+
+def _json_or_none(content: bytes) -> Any:
+    """A raw body the hub sent (a signed forward), decoded when it is JSON."""
+    try:
+        return json.loads(content)
+    except ValueError:
+        return None
 
 
 def scrub(text: str, known: list[tuple[str, str]] | tuple = ()) -> str:
