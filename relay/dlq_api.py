@@ -69,7 +69,7 @@ def _closed_breakers(run: Any, store: Any) -> dict[str, Any] | None:
         when = "the automatic re-drive will not retry it (error class or tries); retry once the breaker is closed"
     return {
         "message": f"the circuit breaker of {names} is open: a retry now would fail fast and become a new item; "
-                   f"{when}. Send {{\"force\": true}} to retry anyway.",
+                   f"{when}. Send {{\"force\": true}} (carinho dlq retry --force) to retry anyway.",
         "breakers": {d: "open" for d in sorted(open_)},
         "probe_at": probe.isoformat(),
         "auto_redrive": auto,
