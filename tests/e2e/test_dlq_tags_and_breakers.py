@@ -165,7 +165,12 @@ def test_an_open_breaker_degrades_health_holds_retries_and_the_redrive_tick_says
         assert body["error"] == "breaker_open" and body["breakers"] == {"crm": "open"} and body["auto_redrive"] is True
         assert dt.datetime.fromisoformat(body["redrive_after"]) > utcnow() + dt.timedelta(seconds=30)
         assert "crm" in body["message"] and "force" in body["message"]
-        _tick_saying("1 waiting for their destination: crm (breaker open, next probe from", started)
+        every = stack.http.post("/api/dlq/retry-all", headers=KEY,
+                                json={"event_type": "lead.updated", "error_class": "unavailable", "limit": 10})
+        assert every.status_code == 202, every.text
+        assert item["id"] in [h["id"] for h in every.json()["held_by_breaker"]]
+        assert item["id"] not in [r["id"] for r in every.json()["retried"]]
+        _tick_saying("waiting for their destination: crm (breaker open, next probe from", started)
 
         # forced: launched now, fails fast on the open breaker, and is the new open item
         forced = stack.http.post(f"/api/dlq/{item['id']}/retry", json={"force": True}, headers=KEY)
