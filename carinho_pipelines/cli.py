@@ -96,112 +96,11 @@ def apikey_list() -> None:
         click.echo(f"{row['name']}\t{row['scopes']}\t{state}")
 
 
-# -- dlq ------------------------------------------------------------------------
+# -- dlq, events, sync, status: the ops CLI over the operations API (ops_cli.py) -----
 
+from .ops_cli import register as _register_ops_cli  # noqa: E402
 
-@main.group()
-def dlq() -> None:
-    """The dead-letter queue (failed runs), as the operations API shows it.
-
-    Reads the Dagster instance in $DAGSTER_HOME; retries go through the webserver
-    (CARINHO_DAGSTER_GRAPHQL_URL). Mutations are audit-logged as cli:<user>."""
-
-
-def _cli_key():
-    import getpass
-
-    from relay.apikeys import ApiKey
-
-    return ApiKey(f"cli:{getpass.getuser()}", frozenset({"*"}))
-
-
-def _instance():
-    from dagster import DagsterInstance
-
-    if not os.environ.get("DAGSTER_HOME"):
-        raise click.ClickException("DAGSTER_HOME is not set: point it at the hub's Dagster instance folder")
-    return DagsterInstance.get()
-
-
-@dlq.command("list")
-@click.option("--type", "event_type", default=None)
-@click.option("--source", default=None)
-@click.option("--kind", type=click.Choice(["event", "sync"]), default=None)
-@click.option("--error-class", type=click.Choice(["unavailable", "rejected", "invalid", "error"]), default=None)
-@click.option("--include-archived", is_flag=True)
-@click.option("--limit", default=50, show_default=True)
-def dlq_list(event_type, source, kind, error_class, include_archived, limit) -> None:
-    """Open items, newest first."""
-    from . import dlq as service
-
-    instance = _instance()
-    statuses = ("open", "archived") if include_archived else ("open",)
-    runs = service.failed_runs(instance, statuses=statuses, event_type=event_type, source=source, kind=kind,
-                               error_class=error_class)[:limit]
-    for run in runs:
-        item = service.item(instance, run)
-        what = item["event_type"] or f"sync {item['sync']}"
-        click.echo(f"{item['id']}  {item['status']:8}  {item['error_class']:11}  {what:20}  event={item['event_id']}  "
-                   f"ops={','.join(item['failed_ops'])}  {item['last_failed_at']}")
-    click.echo(f"{len(runs)} item(s)")
-
-
-@dlq.command("show")
-@click.argument("run_id")
-def dlq_show(run_id: str) -> None:
-    """One item with its failure and the downstream response."""
-    import json
-
-    from . import dlq as service
-
-    instance = _instance()
-    run = instance.get_run_by_id(run_id)
-    if run is None:
-        raise click.ClickException(f"no run {run_id}")
-    body = service.item(instance, run)
-    body["responses"] = service.failure_of(instance, run_id).responses
-    click.echo(json.dumps(body, indent=2, ensure_ascii=False, default=str))
-
-
-@dlq.command("retry")
-@click.argument("run_id")
-def dlq_retry(run_id: str) -> None:
-    """Re-execute from failure on integrations-retry."""
-    from relay.apikeys import audit
-    from relay.store import EventStore, utcnow
-
-    from . import dlq as service
-
-    store, key = EventStore(), _cli_key()
-    try:
-        child, already = service.replay(store, _instance(), run_id, key.name, utcnow())
-    except service.ReplayError as exc:
-        raise click.ClickException(str(exc)) from exc
-    if not already:
-        audit(store, key, "dlq.retry", run_id, {"new_run_id": child})
-    click.echo(f"{'already re-executed as' if already else 're-executing as'} {child}")
-
-
-@dlq.command("archive")
-@click.argument("run_id")
-@click.option("--reason", required=True, help="why this item needs no retry")
-def dlq_archive(run_id: str, reason: str) -> None:
-    """Archive an item with a reason (nothing is deleted)."""
-    from relay.apikeys import audit
-    from relay.store import EventStore, utcnow
-
-    from . import dlq as service
-
-    if not reason.strip():
-        raise click.ClickException("--reason must not be empty")
-    instance = _instance()
-    run = instance.get_run_by_id(run_id)
-    if run is None or run.tags.get("carinho/dlq") != "open":
-        raise click.ClickException(f"{run_id} is not an open DLQ item")
-    key = _cli_key()
-    service.archive(instance, run_id, reason.strip(), key.name, utcnow())
-    audit(EventStore(), key, "dlq.archive", run_id, {"reason": reason.strip()[:500]})
-    click.echo(f"archived {run_id}")
+_register_ops_cli(main)
 
 
 # -- worker ---------------------------------------------------------------------

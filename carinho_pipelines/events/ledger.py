@@ -11,6 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from carinho_pipelines import tags
 from carinho_pipelines.errors import ActionError
 from relay.store import Envelope, EventStore, Ingested, as_utc, utcnow
 from relay.tables import auto_reply_guard, event_actions, events, whatsapp_outbox
@@ -95,7 +96,7 @@ def emit_event(store: EventStore, env: Envelope) -> Ingested:
     stored = store.ingest(env)
     if submit.enabled() and not stored.duplicate and env.available_at is None:
         try:
-            submit.Submitter(store).submit_now(stored.event_id)
+            submit.Submitter(store).submit_now(stored.event_id, launched_by=tags.BY_EVENT_RUN)
         except Exception:  # noqa: BLE001 - the event is stored; the sensor will dispatch it
             log.exception("direct submission of derived event %s failed; the sensor will dispatch it",
                           stored.event_id)

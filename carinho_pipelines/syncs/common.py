@@ -25,8 +25,8 @@ from dagster import (
     MetadataValue,
 )
 
+from .. import tags
 from ..errors import ActionError
-from ..queues import LOW, QUEUES
 from . import batch
 from .engine import Caller, Item, Outcome, SyncConfig, sync_items
 from .ledger import SyncLedger, SyncLedgerResource
@@ -35,17 +35,8 @@ if TYPE_CHECKING:
     import pandas as pd  # imported by .batch when a sync runs, not at code-location load
 
 LEDGER_KEY = "sync_ledger"
-SYNC_TAG = "carinho/sync"
-
-
-def run_tags(sync: str) -> dict[str, str]:
-    """Tags of every run of a sync (queue limits, DLQ state, priority)."""
-    return {
-        "carinho/queue": LOW,
-        SYNC_TAG: sync,
-        "dagster/priority": str(QUEUES[LOW].priority),
-        "carinho/dlq": "open",
-    }
+SYNC_TAG = tags.SYNC
+run_tags = tags.sync_run_tags
 
 
 @dataclass
@@ -256,3 +247,11 @@ def stale_pending_check(spec_key: AssetKey, noun: str, max_age: dt.timedelta) ->
 
 def _natural(value: str) -> tuple[int, str]:
     return (0, f"{int(value):020d}") if value.isdigit() else (1, value)
+
+
+def system_group(key: AssetKey) -> str:
+    """The asset group of a sync's asset: the system that owns the data (the first part
+    of its key: ``crm``, ``operacao``, ``financeiro``, ``cuidadores``), so the global
+    lineage reads as data flowing between systems; the sync itself is the asset tag
+    ``carinho/sync`` and the job of the same name."""
+    return key.path[0]
