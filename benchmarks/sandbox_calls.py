@@ -33,10 +33,6 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from sync_throughput import SAO_PAULO, services  # noqa: E402
 
 
-import socket
-NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
-
-
 def cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -74,8 +70,7 @@ def main() -> None:
         if not hasattr(local, key):
             setattr(local, key, httpx.Client(
                 base_url=env[f"CARINHO_{system.upper()}_URL"],
-                headers={"Authorization": f"Bearer {env[f'CARINHO_{system.upper()}_TOKEN']}"}, timeout=30,
-                transport=httpx.HTTPTransport(socket_options=NODELAY) if os.environ.get("NODELAY") else None))
+                headers={"Authorization": f"Bearer {env[f'CARINHO_{system.upper()}_TOKEN']}"}, timeout=30))
         return getattr(local, key)
 
     def invoice(i: int) -> float:
