@@ -13,6 +13,7 @@ from typing import Any
 from dagster import AssetExecutionContext, AssetKey, AssetSpec, multi_asset
 
 from ..resources import CrmResource, CuidadoresResource
+from ..resources.http import Pager
 from .common import SyncSpec, run_sync, stale_pending_check
 from .engine import Item, SyncConfig
 from .ledger import SyncLedgerResource
@@ -36,9 +37,9 @@ def event_id(update_id: str) -> str:
     return f"sync:{NAME}:update:{update_id}"
 
 
-def _fetch(resources: Mapping[str, Any], _partition: str | None) -> list[dict[str, Any]]:
+def _fetch(resources: Mapping[str, Any], _partition: str | None) -> Pager:
     cuidadores: CuidadoresResource = resources["cuidadores"]
-    return cuidadores.pending_updates()
+    return cuidadores.pending_updates_pages()
 
 
 def _body(row: dict[str, Any], _partition: str | None) -> dict[str, Any]:

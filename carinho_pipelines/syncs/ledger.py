@@ -98,18 +98,26 @@ class SyncLedger:
                 conn.execute(stmt.on_conflict_do_nothing(index_elements=["sync", "item_key"]))
 
     def record_written(self, sync: str, written: Sequence[tuple[str, str]], run_id: str | None = None) -> None:
-        """``[(item_key, downstream_id)]`` were written (committed before any confirm is sent)."""
+        """``[(item_key, downstream_id)]`` were written (committed before any confirm is sent).
+
+        One multi-row upsert per :data:`_CHUNK` items (the rows exist: :meth:`seen` made them)."""
         if not written:
             return
         now = utcnow()
+        rows = {key: str(downstream_id)[:64] for key, downstream_id in written}  # one row per key and statement
         with self.engine.begin() as conn:
-            for key, downstream_id in written:
-                conn.execute(
-                    sync_ledger.update()
-                    .where(sync_ledger.c.sync == sync, sync_ledger.c.item_key == key)
-                    .values(written_at=now, downstream_id=str(downstream_id)[:64], last_error=None,
-                            attempts=sync_ledger.c.attempts + 1, run_id=run_id, updated_at=now)
-                )
+            for chunk in _chunks(list(rows)):
+                stmt = self._insert(sync_ledger).values([
+                    {"sync": sync, "item_key": k, "first_seen_at": now, "written_at": now, "downstream_id": rows[k],
+                     "attempts": 1, "run_id": run_id, "updated_at": now}
+                    for k in chunk
+                ])
+                conn.execute(stmt.on_conflict_do_update(
+                    index_elements=["sync", "item_key"],
+                    set_={"written_at": stmt.excluded.written_at, "downstream_id": stmt.excluded.downstream_id,
+                          "last_error": None, "attempts": sync_ledger.c.attempts + 1,
+                          "run_id": stmt.excluded.run_id, "updated_at": stmt.excluded.updated_at},
+                ))
 
     def record_confirmed(self, sync: str, item_keys: Sequence[str]) -> None:
         if not item_keys:
@@ -124,17 +132,25 @@ class SyncLedger:
                 )
 
     def record_failed(self, sync: str, failures: Sequence[tuple[str, str]]) -> None:
-        """``[(item_key, error)]``: the error is kept (masked text) for ops, attempts counted."""
+        """``[(item_key, error)]``: the error is kept (masked text) for ops, attempts counted (one upsert per chunk)."""
         if not failures:
             return
         now = utcnow()
+        errors: dict[str, str] = {}
+        for key, error in failures:  # an item failing twice in a run (write, then...) keeps its last error
+            errors[key] = error[:_MAX_ERROR]
         with self.engine.begin() as conn:
-            for key, error in failures:
-                conn.execute(
-                    sync_ledger.update()
-                    .where(sync_ledger.c.sync == sync, sync_ledger.c.item_key == key)
-                    .values(last_error=error[:_MAX_ERROR], attempts=sync_ledger.c.attempts + 1, updated_at=now)
-                )
+            for chunk in _chunks(list(errors)):
+                stmt = self._insert(sync_ledger).values([
+                    {"sync": sync, "item_key": k, "first_seen_at": now, "last_error": errors[k], "attempts": 1,
+                     "updated_at": now}
+                    for k in chunk
+                ])
+                conn.execute(stmt.on_conflict_do_update(
+                    index_elements=["sync", "item_key"],
+                    set_={"last_error": stmt.excluded.last_error, "attempts": sync_ledger.c.attempts + 1,
+                          "updated_at": stmt.excluded.updated_at},
+                ))
 
 
 def _row(row: sa.RowMapping) -> LedgerRow:
