@@ -243,14 +243,15 @@ def sync_pages(
             known = ledger.lookup(sync, keys)
             for item in page:
                 row = known.get(item.key)
-                if row is not None and row.written:
+                if row is not None and row.confirmed:
                     item.downstream_id = row.downstream_id
                     item.release()
-                    if row.confirmed:
-                        outcome.skipped.append(item)
-                    else:  # written by an earlier run whose confirm failed: confirm only
-                        run.to_confirm.append(item)
-                        run.retrying.add(id(item))
+                    outcome.skipped.append(item)
+                elif row is not None and row.written:  # an earlier run's confirm failed: confirm only
+                    item.downstream_id = row.downstream_id
+                    item.release()
+                    run.to_confirm.append(item)
+                    run.retrying.add(id(item))
                 else:
                     pending.append((item, pool.submit(do_write, item)))
             settle(keep=window)
