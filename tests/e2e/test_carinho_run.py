@@ -184,34 +184,33 @@ def test_a_dead_component_stops_the_hub_with_its_name(hub):
     assert _gone(children), "a component outlived carinho run"
 
 
+def _taken(port: int) -> socket.socket:
+    s = socket.socket()
+    s.bind(("127.0.0.1", port))
+    s.listen()
+    return s
+
+
 def test_a_port_in_use_is_one_line_and_a_non_zero_exit(tmp_path):
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        for option in ("--relay-port", "--sandbox-port"):
-            ports = Hub(tmp_path).ports
-            ports[option] = port if option == "--relay-port" else port - PORT_OFFSETS["crm"]
+    for option in ("--relay-port", "--sandbox-port"):
+        ports = Hub(tmp_path).ports  # every port free (the sandbox's a free block)
+        port = ports[option] + (PORT_OFFSETS["crm"] if option == "--sandbox-port" else 0)
+        with _taken(port):
             args = [CARINHO, "run", *(str(x) for kv in ports.items() for x in kv)]
             done = subprocess.run(args, env=_clean_env(tmp_path), cwd=tmp_path, capture_output=True, text=True,
                                   timeout=60)
-            assert done.returncode != 0
-            what = "relay" if option == "--relay-port" else "sandbox crm"
-            assert done.stderr.strip() == f"port {port} ({what}) is in use; pass {option}", done.stderr
-            assert "Traceback" not in done.stdout + done.stderr
-            assert not (tmp_path / "logs").exists()  # nothing was started
+        assert done.returncode != 0
+        what = "relay" if option == "--relay-port" else "sandbox crm"
+        assert done.stderr.strip() == f"port {port} ({what}) is in use; pass {option}", done.stderr
+        assert "Traceback" not in done.stdout + done.stderr
+        assert not (tmp_path / "logs").exists()  # nothing was started
 
 
 def test_a_broker_of_ones_own_replaces_the_embedded_one(tmp_path):
     """With CARINHO_CELERY_BROKER_URL set, the embedded broker's port is not needed (so
     not checked): the first port complained about is the sandbox's."""
-    with socket.socket() as broker, socket.socket() as zapi:
-        for s in (broker, zapi):
-            s.bind(("127.0.0.1", 0))
-            s.listen()
-        ports = Hub(tmp_path).ports
-        ports["--broker-port"] = broker.getsockname()[1]
-        ports["--sandbox-port"] = zapi.getsockname()[1]
+    ports = Hub(tmp_path).ports
+    with _taken(ports["--broker-port"]), _taken(ports["--sandbox-port"]):
         args = [CARINHO, "run", *(str(x) for kv in ports.items() for x in kv)]
         env = {**_clean_env(tmp_path), "CARINHO_CELERY_BROKER_URL": "redis://127.0.0.1:1/0"}
         done = subprocess.run(args, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
