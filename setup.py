@@ -29,11 +29,18 @@ INSTALL_REQUIRES = [
     "dagster-celery==0.29.27",
     "celery==5.7.0",
     "redis==8.1.0",
+    # self-describing API (issue 15): the relay validates bodies with the JSON Schemas it
+    # publishes; /docs serves Swagger UI from this package's files (no CDN)
+    "jsonschema==4.26.0",
+    "swagger-ui-bundle-v2==5.31.0",
 ]
 
 TESTS_REQUIRE = [
     "pytest==9.2.0",
     "pytest-timeout==2.4.0",
+    # the OpenAPI document against the 3.1 meta-schema; property-based fuzzing of every route
+    "openapi-spec-validator==0.9.0",
+    "schemathesis==4.32.5",
 ]
 
 setup(

@@ -61,7 +61,8 @@ async def read_json_object(request: Request) -> tuple[bytes, dict[str, Any]]:
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, "malformed_json", f"the body is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
-        raise ApiError(422, "validation_failed", "the body must be a JSON object", field="body", reason="not an object")
+        raise ApiError(422, "validation_failed", "the body must be a JSON object", field="body", reason="not an object",
+                       fields=[{"field": "body", "reason": "not an object"}])
     return raw, data
 
 
