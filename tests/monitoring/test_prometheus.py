@@ -24,6 +24,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from carinho_pipelines import breakers
+from carinho_pipelines.events import ledger
 from carinho_pipelines.monitoring import prometheus, thresholds
 from carinho_pipelines.queues import QUEUES
 from relay import runs
@@ -244,8 +245,10 @@ def _query(url: str, expr: str) -> list[dict]:
 def test_a_real_prometheus_scrapes_the_relay_and_sees_every_series_the_rules_use(mon, relay_url, prometheus_url):
     # a finished run (error rate, p95) and a waiting event (oldest pending age): series
     # without a value (no run finished in the hour) are absent, as they should be
-    mon.run_event(mon.event(queue="integrations"), queue="integrations")
+    event_id = mon.event(queue="integrations")
+    run_id = mon.run_event(event_id, queue="integrations")
     mon.event(queue="integrations-high", received_ago=30)
+    ledger.record_outcome(mon.store, event_id, "forward_crm", "succeeded", None, run_id)  # one action done
     used = {name for rule in _rules() for name in SERIES.findall(rule["expr"])}
     used |= {name for expr in _dashboard_exprs() for name in SERIES.findall(expr)}
     exposed = {f.name for f in text_string_to_metric_families(httpx.get(f"{relay_url}/metrics").text)}
@@ -257,6 +260,14 @@ def test_a_real_prometheus_scrapes_the_relay_and_sees_every_series_the_rules_use
     assert queues == set(QUEUES)
     destinations = {r["metric"]["destination"] for r in _query(prometheus_url, "carinho_breaker_state")}
     assert {"crm", "financeiro", "email"} <= destinations
+
+    # every dashboard query is valid PromQL with data behind it
+    for expr in _dashboard_exprs():
+        assert _query(prometheus_url, expr), expr
+    [crm] = _query(prometheus_url, 'carinho_destination_actions_window{destination="crm",outcome="succeeded"}')
+    assert crm["value"][1] == "1"
+    ratio = _query(prometheus_url, [e for e in _dashboard_exprs() if "sum by (destination)" in e][0])
+    assert [(r["metric"]["destination"], r["value"][1]) for r in ratio] == [("crm", "0")]  # only where actions ran
 
     groups = httpx.get(f"{prometheus_url}/api/v1/rules", timeout=5).json()["data"]["groups"]
     loaded = [rule for g in groups for rule in g["rules"]]
