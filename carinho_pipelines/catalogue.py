@@ -131,9 +131,8 @@ def payload_schema(spec: EventType) -> dict[str, Any]:
     schema: dict[str, Any] = {
         "type": "object",
         "title": spec.name,
-        "description": spec.description or f"payload of {spec.name}",
+        "description": (spec.description or f"Payload of {spec.name}.") + " Other fields are kept as sent.",
         "properties": {f.name: f.schema(required=f.name in spec.required) for f in spec.fields},
-        "additionalProperties": True,
     }
     if spec.required:
         schema["required"] = list(spec.required)

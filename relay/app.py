@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 
 from . import dlq_api, events_api, health, logs, openapi, status_api, submit, sync_api, webhooks
 from .errors import EXCEPTION_HANDLERS
+from .nul_guard import RejectNul
 from .store import EventStore
 
 routes = [
@@ -42,7 +44,7 @@ routes = [
 
 def create_app(store: EventStore | None = None) -> Starlette:
     logs.install()
-    app = Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS)
+    app = Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS, middleware=[Middleware(RejectNul)])
     app.state.store = store or EventStore()
     app.state.submitter = submit.Submitter(app.state.store) if submit.enabled() else None
     return app

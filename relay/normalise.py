@@ -39,9 +39,10 @@ def parse_time(value: Any) -> dt.datetime | None:
     if isinstance(value, str):
         try:
             parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
+            # in UTC: PostgreSQL refuses offsets beyond ±15:59 (ISO allows up to ±23:59)
+            return (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)).astimezone(dt.timezone.utc)
+        except (ValueError, OverflowError):  # not ISO-8601, or out of range once in UTC
             return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
     return None
 
 

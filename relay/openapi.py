@@ -217,7 +217,7 @@ def _json(schema: dict[str, Any] | None) -> dict[str, Any]:
 
 def _operation(route: Route, method: str) -> dict[str, Any]:
     doc = inspect.getdoc(route.endpoint) or ""
-    summary, _, description = doc.partition("\n\n")
+    summary, _, description = doc.replace("``", "`").partition("\n\n")
     spec = OPERATIONS[(method, route.path)]
     op: dict[str, Any] = {
         "tags": [spec.tag],
@@ -264,7 +264,6 @@ def build_schema(routes: list[Any]) -> dict[str, Any]:
                            "API (DLQ, events, syncs) and health. Errors are `{\"error\", \"message\", ...}`; a 422 "
                            "lists every invalid field in `fields`.",
         },
-        "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
         "tags": [{"name": "webhooks", "description": "events from Z-API and the internal systems"},
                  {"name": "operations", "description": "operations API (API keys with scopes)"},
                  {"name": "health", "description": "liveness, readiness, §7 metrics"}],

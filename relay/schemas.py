@@ -154,7 +154,6 @@ ERROR: dict[str, Any] = {
         "fields": {"type": "array", "items": FIELD_PROBLEM, "description": "422: every invalid or missing field"},
         "known": {"type": "array", "items": {"type": "string"}, "description": "the accepted values, when one is unknown"},
     },
-    "additionalProperties": True,
 }
 ACCEPTED: dict[str, Any] = {
     "type": "object",
@@ -259,13 +258,15 @@ ARCHIVE_BODY = {
 }
 ARCHIVE_RESULT = {"type": "object", "required": ["id", "status"],
                   "properties": {"id": {"type": "string"}, "status": {"type": "string", "enum": ["archived"]}}}
+#: retry-all retries at most this many items per request
+MAX_RETRY_ALL = 100
 RETRY_ALL_BODY = {
     "type": "object", "required": ["limit"],
     "properties": {
         "event_type": {"type": "string"}, "source": {"type": "string"},
         "error_class": {"type": "string", "enum": list(ERROR_CLASSES)},
         "kind": {"type": "string", "enum": ["event", "sync"]},
-        "limit": {"type": "integer", "minimum": 1, "maximum": 100},
+        "limit": {"type": "integer", "minimum": 1, "maximum": MAX_RETRY_ALL},
     },
     "examples": [{"error_class": "unavailable", "kind": "event", "limit": 20}],
 }
