@@ -140,3 +140,36 @@ def test_docs_renders_the_reference_from_packaged_assets_without_a_cdn(relay):
         assert asset.status_code == 200, src
     bundle = relay.http.get("/docs/assets/swagger-ui-bundle.js")
     assert "SwaggerUIBundle" in bundle.text and len(bundle.content) > 500_000
+
+
+def test_what_a_database_cannot_store_is_a_422_not_a_500(relay, monkeypatch, tmp_path):
+    """Found by the fuzzer: NUL characters, lone surrogates, out-of-range time zones and a
+    float ``limit`` reached PostgreSQL or Python and answered 500."""
+    nul = b'{"event_type": "lead.updated", "source_system": "crm", "payload": {"id": 1, "name": "a\\u0000b"}}'
+    resp = relay.post("/api/events", "crm", content=nul, headers={"Content-Type": "application/json"})
+    assert resp.status_code == 422 and resp.json()["fields"][0]["field"] == "payload.name"
+    surrogate = b'{"name": "\\udca8", "phone": "5511987654321"}'
+    resp = relay.post("/webhooks/site/lead", "site", content=surrogate, headers={"Content-Type": "application/json"})
+    assert resp.status_code == 422 and resp.json()["field"] == "name"
+    assert relay.rows() == []
+
+    from dagster import DagsterInstance
+
+    from relay import runs
+
+    monkeypatch.setenv("CARINHO_API_KEYS", "ops:test-ops-key:*")
+    key = {"X-API-Key": "test-ops-key"}
+    assert relay.http.get("/api/events", params={"type": "lead\x00"}, headers=key).status_code == 422
+    # an offset PostgreSQL refuses (+20:08) is read in UTC; one that leaves the calendar is a 422
+    assert relay.http.get("/api/events", params={"from": "0030-03-24T02:29:15+20:08"}, headers=key).status_code == 200
+    resp = relay.http.get("/api/events", params={"to": "0001-01-01T00:00:00+20:00"}, headers=key)
+    assert resp.status_code == 422 and resp.json()["field"] == "to"
+    assert relay.http.get("/api/dlq/abc%00def", headers=key).status_code == 422
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    with DagsterInstance.ephemeral() as instance:
+        monkeypatch.setattr(runs, "_instance", instance)
+        resp = relay.http.post("/api/dlq/retry-all", json={"limit": 5.0, "event_type": 3, "kind": "x"}, headers=key)
+        assert resp.status_code == 422 and {p["field"] for p in resp.json()["fields"]} == {"event_type", "kind"}
+        resp = relay.http.post("/api/dlq/retry-all", json={"limit": 5.0}, headers=key)
+        assert resp.status_code == 202 and resp.json()["matched"] == 0
