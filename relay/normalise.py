@@ -46,20 +46,6 @@ def parse_time(value: Any) -> dt.datetime | None:
     return None
 
 
-def check_event_type(event_type: Any) -> str:
-    if not isinstance(event_type, str) or not event_type:
-        raise invalid("event_type", "required", known=list(catalogue.EVENT_TYPES))
-    if event_type not in catalogue.CATALOGUE:
-        raise ApiError(
-            422,
-            "unknown_event_type",
-            f"unknown event type {event_type!r}",
-            field="event_type",
-            known=list(catalogue.EVENT_TYPES),
-        )
-    return event_type
-
-
 def event_type_problems(event_type: Any) -> list[dict[str, str]]:
     if not isinstance(event_type, str) or not event_type:
         return [{"field": "event_type", "reason": "required"}]

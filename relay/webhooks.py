@@ -114,9 +114,9 @@ async def _system_event(
     require_system(request, system)
     raw, body = await read_json_object(request)
     verify_signature(request, system, raw)
-    if isinstance(event_type, dict):
+    if isinstance(event_type, dict):  # the payment route: the type follows ``status`` (checked by extra_schema)
         status = body.get("status")
-        event_type = event_type.get(status, next(iter(event_type.values()))) if isinstance(status, str) else \
+        event_type = event_type[status] if isinstance(status, str) and status in event_type else \
             next(iter(event_type.values()))
     env = normalise.system_envelope(
         event_type=event_type,
@@ -183,11 +183,11 @@ async def system_webhook(request: Request) -> JSONResponse:
     raw, body = await read_json_object(request)
     verify_signature(request, system, raw)
     event_type = request.headers.get("x-event-type") or body.get("event_type") or body.get("type") or body.get("event")
-    found = normalise.event_type_problems(event_type) + validation.problems(schemas.SYSTEM_EVENT_ENVELOPE, body)
-    if not found:
-        normalise.check_origin(system, event_type)
-    if found:
+    type_problems = normalise.event_type_problems(event_type)
+    found = type_problems + validation.problems(schemas.SYSTEM_EVENT_ENVELOPE, body)
+    if type_problems:
         raise normalise.invalid_event(found)
+    normalise.check_origin(system, event_type)
     inner = body.get("payload", body.get("data"))
     payload = inner if isinstance(inner, dict) else {k: v for k, v in body.items() if k not in _META_KEYS}
     env = normalise.system_envelope(
@@ -196,6 +196,7 @@ async def system_webhook(request: Request) -> JSONResponse:
         payload=payload,
         idempotency_key=_idempotency_key(request, body),
         occurred_at=body.get("timestamp") or body.get("occurred_at"),
+        problems=found,
     )
     return await commit(request, env, compat=True)
 
@@ -205,8 +206,9 @@ async def post_event(request: Request) -> JSONResponse:
     system = authenticate_system(request)
     raw, body = await read_json_object(request)
     verify_signature(request, system, raw)
-    found = validation.problems(schemas.CANONICAL_EVENT, body)
     event_type, source, payload = body.get("event_type"), body.get("source_system"), body.get("payload")
+    found = normalise.event_type_problems(event_type) + [
+        p for p in validation.problems(schemas.CANONICAL_EVENT, body) if p["field"] != "event_type"]
     if event_type in catalogue.CATALOGUE:
         if isinstance(source, str) and source in settings.SYSTEMS:
             if source != system:

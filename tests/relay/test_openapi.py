@@ -115,6 +115,15 @@ def test_a_422_lists_every_invalid_or_missing_field_at_once(relay):
         "payload.estimated_value": "must be a number",
     }
 
+    resp = relay.post("/api/events", "crm", json={"event_type": "lead.exploded", "payload": []})
+    body = resp.json()
+    assert body["error"] == "unknown_event_type" and "lead.updated" in body["known"]
+    assert {p["field"] for p in body["fields"]} == {"event_type", "source_system", "payload"}
+
+    resp = relay.post("/webhooks/systems/crm", "crm", json={"event_type": "client.registered", "idempotency_key": 5,
+                                                            "payload": {"email": "x"}})
+    assert {p["field"] for p in resp.json()["fields"]} == {"idempotency_key", "id", "name", "email"}
+
     resp = relay.post("/webhooks/site/lead", "site", json={"name": 7, "utm_source": ["x"]})
     assert resp.status_code == 422
     assert {p["field"] for p in resp.json()["fields"]} == {"name", "utm_source", "phone or email"}
