@@ -138,6 +138,14 @@ def test_a_422_lists_every_invalid_or_missing_field_at_once(relay):
     assert relay.rows() == []  # nothing stored for any of them
 
 
+def test_a_422_lists_every_invalid_query_parameter(relay, monkeypatch):
+    monkeypatch.setenv("CARINHO_API_KEYS", "ops:test-ops-key:*")
+    resp = relay.http.get("/api/events", params={"status": "lost", "from": "ontem", "page": "0", "per_page": "x"},
+                          headers={"X-API-Key": "test-ops-key"})
+    assert resp.status_code == 422
+    assert [p["field"] for p in resp.json()["fields"]] == ["status", "from", "page", "per_page"]
+
+
 def test_docs_renders_the_reference_from_packaged_assets_without_a_cdn(relay):
     page = relay.http.get("/docs")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
