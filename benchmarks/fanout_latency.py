@@ -148,7 +148,8 @@ def cpu_by_role(before: dict[int, tuple[str, float]], after: dict[int, tuple[str
     (a process that started and ended in between counts for its parent's role)."""
     roles = [("celery_app", "worker"), ("dagster-webserver", "webserver"), ("dagster-daemon", "daemon"),
              ("grpc", "code servers"), ("carinho relay", "relay"),
-             ("postgres:", "postgresql"), ("postgresql/", "postgresql"), ("redis", "redis"), ("fanout_latency", "benchmark + sandbox")]
+             ("postgres:", "postgresql"), ("postgresql/", "postgresql"), ("redis", "redis"),
+             ("valkey-server", "broker"), ("carinho run", "supervisor"), ("fanout_latency", "benchmark + sandbox")]
     totals: dict[str, float] = {}
     for pid, (cmd, seconds) in after.items():
         prior = before.get(pid)
@@ -177,6 +178,10 @@ class RssSampler(threading.Thread):
 class Stack:
     def __init__(self, mode: str, workdir: Path, log: str | None = None, code_server: bool = False) -> None:
         self.mode = mode
+        self.procs: list[subprocess.Popen] = []
+        if mode == "embedded":
+            self._start_embedded(workdir, log)
+            return
         self.admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
         suffix = uuid.uuid4().hex[:6]
         self.store_url = make_db(self.admin, f"bench_events_{suffix}")
@@ -201,8 +206,8 @@ class Stack:
             self.env["CARINHO_CELERY_BROKER_URL"] = "redis://127.0.0.1:6379/11"
         os.environ.update({k: v for k, v in self.env.items() if k.startswith(("DAGSTER_", "CARINHO_CELERY"))})
         prepare_dagster_home(home, postgres=True)
+        self.home = home
         self.log = open(log or workdir / "stack.log", "ab")
-        self.procs: list[subprocess.Popen] = []
         self.spawn([str(BIN / "carinho"), "relay", "--port", str(self.relay_port)])
         workspace = REPO / "workspace.yaml"
         if code_server:
@@ -224,6 +229,38 @@ class Stack:
         self.wait(f"http://127.0.0.1:{self.relay_port}/health")
         self.wait(f"http://127.0.0.1:{self.ui_port}/server_info")
         time.sleep(15)  # the daemon's code server and first sensor ticks
+
+    def _start_embedded(self, workdir: Path, log: str | None) -> None:
+        """Exactly what ``make run`` runs: ``carinho run`` (SQLite event store and Dagster
+        storage, the embedded Valkey broker, the warm workers), pointed at this process's
+        sandbox (``--no-sandbox`` plus the sandbox's environment) so the simulators' CPU
+        is not counted as the hub's."""
+        self.sb = Sandbox(base_port=0).start()
+        self.sb.seed_default()
+        data = workdir / "data"
+        data.mkdir()
+        self.relay_port, self.ui_port, broker_port = free_port(), free_port(), free_port()
+        # this process reads the instance (stages) and its config names the broker
+        os.environ["CARINHO_CELERY_BROKER_URL"] = f"redis://127.0.0.1:{broker_port}/0"
+        clean = {k: v for k, v in os.environ.items() if not k.startswith(("CARINHO_", "DAGSTER_"))}
+        self.env = {**clean, **self.sb.env(), "CARINHO_DATA_DIR": str(data), "CARINHO_FEEDBACK_SECRET": "bench"}
+        self.home = data / "dagster_home"
+        self.store_url = f"sqlite:///{data / 'events.db'}"
+        self.log = open(log or workdir / "stack.log", "ab")
+        out = workdir / "carinho-run.out"
+        self.procs.append(subprocess.Popen(
+            [str(BIN / "carinho"), "run", "--no-sandbox", "--relay-port", str(self.relay_port),
+             "--dagster-port", str(self.ui_port), "--code-server-port", str(free_port()),
+             "--broker-port", str(broker_port)],
+            cwd=workdir, env=self.env, stdout=open(out, "wb"), stderr=subprocess.STDOUT, start_new_session=True))
+        deadline = time.monotonic() + 240
+        while "Ctrl-C stops everything." not in out.read_text(errors="replace"):
+            if self.procs[0].poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"carinho run did not come up:\n{out.read_text(errors='replace')}")
+            time.sleep(0.5)
+        self.engine = sa.create_engine(self.store_url)
+        self.sb.zapi.set_webhook(f"http://127.0.0.1:{self.relay_port}/webhooks/whatsapp?token={self.env['ZAPI_WEBHOOK_TOKEN']}")
+        self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.relay_port}", timeout=30)
 
     def spawn(self, command: list[str]) -> None:
         self.procs.append(subprocess.Popen(command, cwd=REPO, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
@@ -260,16 +297,18 @@ class Stack:
     def close(self) -> None:
         for p in self.procs:
             try:
-                os.killpg(p.pid, signal.SIGTERM)
+                os.killpg(p.pid, signal.SIGINT if self.mode == "embedded" else signal.SIGTERM)
             except ProcessLookupError:
                 pass
         for p in self.procs:
             try:
-                p.wait(timeout=20)
+                p.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
         self.sb.stop()
         self.engine.dispose()
+        if self.mode == "embedded":
+            return
         with self.admin.connect() as conn:
             for url in (self.store_url, self.dagster_url):
                 conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{sa.engine.make_url(url).database}" WITH (FORCE)'))
@@ -285,17 +324,16 @@ class Stack:
                 .where(events.c.id.in_(ids), events.c.run_id.is_not(None))
                 .group_by(events.c.id, events.c.run_id, events.c.queue, events.c.received_at)
             ).all()
-        dagster = sa.create_engine(self.dagster_url)
-        try:
-            with dagster.connect() as conn:
-                # timestamps: UTC without time zone; runs.start_time is epoch seconds
-                runs = {run_id: (created, launched, started) for run_id, created, launched, started in conn.execute(
-                    sa.text("SELECT r.run_id, EXTRACT(EPOCH FROM r.create_timestamp)::float8,"
-                            " (SELECT EXTRACT(EPOCH FROM min(e.timestamp))::float8 FROM event_logs e"
-                            "   WHERE e.run_id = r.run_id AND e.dagster_event_type = 'PIPELINE_STARTING'),"
-                            " r.start_time FROM runs r WHERE r.run_id = ANY(:ids)"), {"ids": [r[0] for r in rows]})}
-        finally:
-            dagster.dispose()
+        from dagster import DagsterEventType, DagsterInstance, RunsFilter
+
+        runs = {}
+        with DagsterInstance.from_config(str(self.home)) as instance:
+            for record in instance.get_run_records(RunsFilter(run_ids=[r[0] for r in rows])):
+                starting = instance.get_records_for_run(record.dagster_run.run_id,
+                                                        of_type=DagsterEventType.PIPELINE_STARTING, limit=1).records
+                runs[record.dagster_run.run_id] = (record.create_timestamp.timestamp(),
+                                                   starting[0].event_log_entry.timestamp if starting else None,
+                                                   record.start_time)
         out: dict[str, dict[str, list[float]]] = {}
         for run_id, queue, received, last in rows:
             created, launched, started = runs.get(run_id, (None, None, None))
@@ -418,16 +456,20 @@ def pct(values: list[float], p: float) -> float:
     return values[k]
 
 
-def idle_phase(stack: Stack, duration: float) -> None:
+def idle_phase(stack: Stack, duration: float) -> dict:
     """The stack with no traffic: what it costs to be up (sensors, run queue, monitoring)."""
     cpu0, procs0, t0 = cpu_busy_seconds(), process_cpu(), time.monotonic()
     time.sleep(duration)
     elapsed, cpu = time.monotonic() - t0, cpu_busy_seconds() - cpu0
     roles = cpu_by_role(procs0, process_cpu())
     cores = os.cpu_count() or 2
-    print(f"\n## idle for {elapsed:.0f} s: {cpu:.1f} CPU-s, {100 * cpu / (elapsed * cores):.1f}% of {cores} cores; "
-          f"RSS of the stack {tree_rss_mb(stack.pids()):.0f} MB (PSS {tree_pss_mb(stack.pids()):.0f} MB)")
+    rss, pss = tree_rss_mb(stack.pids()), tree_pss_mb(stack.pids())
+    stack_cpu = sum(seconds for role, seconds in roles.items() if role not in ("other", "benchmark + sandbox"))
+    print(f"\n## idle for {elapsed:.0f} s: {cpu:.1f} CPU-s, {100 * cpu / (elapsed * cores):.1f}% of {cores} cores "
+          f"(the stack alone: {100 * stack_cpu / elapsed:.1f}% of one core); "
+          f"RSS of the stack {rss:.0f} MB (PSS {pss:.0f} MB)")
     print("CPU-s per minute by role: " + ", ".join(f"{role} {60 * seconds / elapsed:.2f}" for role, seconds in roles.items()))
+    return {"cpu": cpu, "elapsed": elapsed, "rss": rss, "pss": pss, "stack_cpu": stack_cpu}
 
 
 def report(result: dict) -> None:
@@ -454,7 +496,9 @@ def report(result: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--mode", choices=("sensor", "direct", "celery"), default="sensor")
+    parser.add_argument("--mode", default="sensor",
+                        help="sensor, direct, celery or embedded; several, comma-separated, run one after the other"
+                             " and end with a table comparing them")
     parser.add_argument("--duration", type=float, default=120, help="seconds of traffic per phase")
     parser.add_argument("--drain", type=float, default=240, help="max seconds to wait for completion")
     parser.add_argument("--burst", type=int, default=200, help="events sent at once in the burst phase (0 = skip)")
@@ -465,21 +509,36 @@ def main() -> None:
                         help="webserver and daemon use one standalone code server (deploy/workspace.code-server.yaml)"
                              " instead of starting their own from workspace.yaml")
     args = parser.parse_args()
-    random.seed(args.seed)
+    modes = [m.strip() for m in args.mode.split(",") if m.strip()]
+    unknown = set(modes) - {"sensor", "direct", "celery", "embedded"}
+    if unknown:
+        parser.error(f"unknown mode(s) {', '.join(sorted(unknown))}")
+    summary: list[tuple[str, str, dict]] = []
+    for mode in modes:
+        random.seed(args.seed)
+        summary += run_mode(mode, args)
+    if len(modes) > 1:
+        compare(summary)
+
+
+def run_mode(mode: str, args: argparse.Namespace) -> list[tuple[str, str, dict]]:
+    rows: list[tuple[str, str, dict]] = []
     with tempfile.TemporaryDirectory(prefix="carinho-bench-") as tmp:
-        stack = Stack(args.mode, Path(tmp), log=args.log, code_server=args.code_server)
+        stack = Stack(mode, Path(tmp), log=args.log, code_server=args.code_server)
         try:
             idle = tree_rss_mb(stack.pids())
-            print(f"# fanout_latency --mode {args.mode}{' --code-server' if args.code_server else ''}: idle memory of relay + webserver + daemon"
-                  f"{' + workers' if args.mode == 'celery' else ''} (and their code servers):"
-                  f" {idle:.0f} MB RSS summed, {tree_pss_mb(stack.pids()):.0f} MB PSS")
+            what = "carinho run (relay, code server, webserver, daemon, workers, Valkey)" if mode == "embedded" else (
+                "relay + webserver + daemon" + (" + workers" if mode == "celery" else "") + " (and their code servers)")
+            print(f"\n# fanout_latency --mode {mode}{' --code-server' if args.code_server else ''}: idle memory of "
+                  f"{what}: {idle:.0f} MB RSS summed, {tree_pss_mb(stack.pids()):.0f} MB PSS")
             for name in args.phases.split(","):
                 if name == "1x":
                     result = phase(stack, "1x seed mix", poisson_schedule(MIX, args.duration, 1), args.drain)
                 elif name == "10x":
                     result = phase(stack, "10x seed mix", poisson_schedule(MIX, args.duration, 10), args.drain)
                 elif name == "idle":
-                    idle_phase(stack, args.duration)
+                    result = idle_phase(stack, args.duration)
+                    rows.append((mode, name, result))
                     continue
                 elif name == "burst" and args.burst:
                     queues = [random.choices(list(MIX), weights=list(MIX.values()))[0] for _ in range(args.burst)]
@@ -487,8 +546,27 @@ def main() -> None:
                 else:
                     continue
                 report(result)
+                rows.append((mode, name, result))
         finally:
             stack.close()
+    return rows
+
+
+def compare(rows: list[tuple[str, str, dict]]) -> None:
+    """One table: each mode's phases side by side."""
+    cores = os.cpu_count() or 2
+    print("\n## comparison (p95 in seconds; SLA 5 / 30 / 60)")
+    print(f"{'mode':9} {'phase':6} {'high p95':>9} {'integr. p95':>12} {'notif. p95':>11} {'not done':>9} "
+          f"{'CPU-s/event':>12} {'cores':>6} {'RSS MB':>7} {'PSS MB':>7}")
+    for mode, name, r in rows:
+        if name == "idle":
+            print(f"{mode:9} {name:6} {'':>9} {'':>12} {'':>11} {'':>9} {'':>12} "
+                  f"{100 * r['cpu'] / (r['elapsed'] * cores):>5.1f}% {r['rss']:>7.0f} {r['pss']:>7.0f}")
+            continue
+        p95 = [pct(r["by_queue"].get(q, []), 95) for q in MIX]
+        n = max(1, r["sent"] - r["missing"])
+        print(f"{mode:9} {name:6} {p95[0]:>9.2f} {p95[1]:>12.2f} {p95[2]:>11.2f} {r['missing']:>4}/{r['sent']:<4} "
+              f"{r['cpu'] / n:>12.2f} {100 * r['cpu'] / (r['elapsed'] * cores):>5.0f}% {r['peak_rss']:>7.0f} {'':>7}")
 
 
 if __name__ == "__main__":

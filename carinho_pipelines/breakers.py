@@ -112,3 +112,14 @@ def healthy(store: EventStore, destination: str, now: dt.datetime | None = None)
         return True
     opened_at = as_utc(row["opened_at"])
     return opened_at is not None and now - opened_at >= OPEN_FOR
+
+
+def probe_at(store: EventStore, destination: str) -> dt.datetime | None:
+    """When an open breaker lets its next probe through (``None`` when it is closed):
+    the DLQ re-drive and a retry's 409 tell people this time."""
+    with store.engine.connect() as conn:
+        row = _row(conn, destination)
+    if row is None or row["state"] == CLOSED:
+        return None
+    opened_at = as_utc(row["opened_at"])
+    return opened_at + OPEN_FOR if opened_at else None

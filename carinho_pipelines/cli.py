@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import click
 
 from . import settings
-from .instance import REPO_ROOT, prepare_dagster_home
+from .instance import prepare_dagster_home
 
 
 @click.group()
@@ -97,118 +96,24 @@ def apikey_list() -> None:
         click.echo(f"{row['name']}\t{row['scopes']}\t{state}")
 
 
-# -- dlq ------------------------------------------------------------------------
+# -- dlq, events, sync, status: the ops CLI over the operations API (ops_cli.py) -----
 
+from .ops_cli import register as _register_ops_cli  # noqa: E402
 
-@main.group()
-def dlq() -> None:
-    """The dead-letter queue (failed runs), as the operations API shows it.
-
-    Reads the Dagster instance in $DAGSTER_HOME; retries go through the webserver
-    (CARINHO_DAGSTER_GRAPHQL_URL). Mutations are audit-logged as cli:<user>."""
-
-
-def _cli_key():
-    import getpass
-
-    from relay.apikeys import ApiKey
-
-    return ApiKey(f"cli:{getpass.getuser()}", frozenset({"*"}))
-
-
-def _instance():
-    from dagster import DagsterInstance
-
-    if not os.environ.get("DAGSTER_HOME"):
-        raise click.ClickException("DAGSTER_HOME is not set: point it at the hub's Dagster instance folder")
-    return DagsterInstance.get()
-
-
-@dlq.command("list")
-@click.option("--type", "event_type", default=None)
-@click.option("--source", default=None)
-@click.option("--kind", type=click.Choice(["event", "sync"]), default=None)
-@click.option("--error-class", type=click.Choice(["unavailable", "rejected", "invalid", "error"]), default=None)
-@click.option("--include-archived", is_flag=True)
-@click.option("--limit", default=50, show_default=True)
-def dlq_list(event_type, source, kind, error_class, include_archived, limit) -> None:
-    """Open items, newest first."""
-    from . import dlq as service
-
-    instance = _instance()
-    statuses = ("open", "archived") if include_archived else ("open",)
-    runs = service.failed_runs(instance, statuses=statuses, event_type=event_type, source=source, kind=kind,
-                               error_class=error_class)[:limit]
-    for run in runs:
-        item = service.item(instance, run)
-        what = item["event_type"] or f"sync {item['sync']}"
-        click.echo(f"{item['id']}  {item['status']:8}  {item['error_class']:11}  {what:20}  event={item['event_id']}  "
-                   f"ops={','.join(item['failed_ops'])}  {item['last_failed_at']}")
-    click.echo(f"{len(runs)} item(s)")
-
-
-@dlq.command("show")
-@click.argument("run_id")
-def dlq_show(run_id: str) -> None:
-    """One item with its failure and the downstream response."""
-    import json
-
-    from . import dlq as service
-
-    instance = _instance()
-    run = instance.get_run_by_id(run_id)
-    if run is None:
-        raise click.ClickException(f"no run {run_id}")
-    body = service.item(instance, run)
-    body["responses"] = service.failure_of(instance, run_id).responses
-    click.echo(json.dumps(body, indent=2, ensure_ascii=False, default=str))
-
-
-@dlq.command("retry")
-@click.argument("run_id")
-def dlq_retry(run_id: str) -> None:
-    """Re-execute from failure on integrations-retry."""
-    from relay.apikeys import audit
-    from relay.store import EventStore, utcnow
-
-    from . import dlq as service
-
-    store, key = EventStore(), _cli_key()
-    try:
-        child, already = service.replay(store, _instance(), run_id, key.name, utcnow())
-    except service.ReplayError as exc:
-        raise click.ClickException(str(exc)) from exc
-    if not already:
-        audit(store, key, "dlq.retry", run_id, {"new_run_id": child})
-    click.echo(f"{'already re-executed as' if already else 're-executing as'} {child}")
-
-
-@dlq.command("archive")
-@click.argument("run_id")
-@click.option("--reason", required=True, help="why this item needs no retry")
-def dlq_archive(run_id: str, reason: str) -> None:
-    """Archive an item with a reason (nothing is deleted)."""
-    from relay.apikeys import audit
-    from relay.store import EventStore, utcnow
-
-    from . import dlq as service
-
-    if not reason.strip():
-        raise click.ClickException("--reason must not be empty")
-    instance = _instance()
-    run = instance.get_run_by_id(run_id)
-    if run is None or run.tags.get("carinho/dlq") != "open":
-        raise click.ClickException(f"{run_id} is not an open DLQ item")
-    key = _cli_key()
-    service.archive(instance, run_id, reason.strip(), key.name, utcnow())
-    audit(EventStore(), key, "dlq.archive", run_id, {"reason": reason.strip()[:500]})
-    click.echo(f"archived {run_id}")
+_register_ops_cli(main)
 
 
 # -- worker ---------------------------------------------------------------------
 
 #: worker processes per queue group on a 2-core machine; integrations-high gets its own
 WORKER_CONCURRENCY = {"integrations-high": 2, "integrations": 2, "integrations-low": 1}
+
+
+def worker_node_prefix(queues: list[str]) -> str:
+    """A worker's Celery node name is ``<this>.<pid>@<host>``: the pid (``carinho worker``
+    execs Celery, so it is the worker's own) keeps two workers of one host apart and lets
+    ``carinho run`` ping exactly the workers it started."""
+    return f"carinho-{'+'.join(queues)}"
 
 
 @main.command()
@@ -230,7 +135,7 @@ def worker(queues: str, concurrency: int | None) -> None:
     celery = Path(sys.executable).with_name("celery")
     args = [str(celery), "-A", "carinho_pipelines.celery_app", "worker", "--pool", "prefork",
             "--concurrency", str(procs), "--prefetch-multiplier", "1", "--loglevel", "INFO",
-            "-n", f"carinho-{'+'.join(names)}@%h", "--without-gossip", "--without-mingle",
+            "-n", f"{worker_node_prefix(names)}.{os.getpid()}@%h", "--without-gossip", "--without-mingle",
             "-Q", ",".join(names)]  # one -Q with a list: a second -Q would replace the first
     os.execv(args[0], args)
 
@@ -254,120 +159,231 @@ def relay(host: str, port: int, workers: int) -> None:
 
 # -- run ------------------------------------------------------------------------
 
-
-def _wait_http(url: str, timeout: float) -> bool:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=2).status_code < 500:
-                return True
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    return False
+#: ``CARINHO_RUN_LAUNCHER``: ``celery`` (warm workers, the default) or ``process``
+#: (Dagster's default launcher: a fresh process per run, no broker, no workers)
+RUN_LAUNCHERS = ("celery", "process")
+CODE_LOCATION = "carinho_pipelines"
 
 
 @main.command()
 @click.option("--relay-port", default=8000, show_default=True, type=int)
-@click.option("--dagster-port", default=3000, show_default=True, type=int)
-@click.option("--sandbox-port", default=8100, show_default=True, type=int, help="first port of the sandbox")
+@click.option("--dagster-port", default=3000, show_default=True, type=int, help="the Dagster UI (webserver)")
+@click.option("--code-server-port", default=4266, show_default=True, type=int)
+@click.option("--broker-port", default=6380, show_default=True, type=int,
+              help="the embedded broker (unused when CARINHO_CELERY_BROKER_URL is set)")
+@click.option("--sandbox-port", default=8100, show_default=True, type=int,
+              help="first of the sandbox's 11 ports (simulators, control, SMTP mailbox)")
 @click.option("--sandbox/--no-sandbox", default=True, show_default=True, help="point the hub at the simulators")
 @click.option("--seed/--no-seed", default=True, show_default=True, help="seed the simulators with a day of data")
-def run(relay_port: int, dagster_port: int, sandbox_port: int, sandbox: bool, seed: bool) -> None:
-    """The whole hub on the embedded default: SQLite + simulators + relay + Dagster UI/daemon."""
-    data = Path(os.environ.setdefault("CARINHO_DATA_DIR", str(REPO_ROOT / ".carinho")))
-    data.mkdir(parents=True, exist_ok=True)
-    env = os.environ
-    env.setdefault("DAGSTER_HOME", str(data / "dagster_home"))
-    prepare_dagster_home(Path(env["DAGSTER_HOME"]))
-    env.setdefault("CARINHO_DAGSTER_GRAPHQL_URL", f"http://127.0.0.1:{dagster_port}/graphql")
-    # the relay submits each event's run at once; the sensor stays the safety net
-    env.setdefault("CARINHO_DIRECT_SUBMIT", "true")
-    relay_url = f"http://127.0.0.1:{relay_port}"
+@click.option("--verbose", is_flag=True, help="every component's log on the terminal instead of <data>/logs/")
+def run(relay_port: int, dagster_port: int, code_server_port: int, broker_port: int, sandbox_port: int,
+        sandbox: bool, seed: bool, verbose: bool) -> None:
+    """The whole hub on the embedded default: SQLite + simulators + relay + Dagster + warm workers."""
+    from . import supervisor as sv
 
-    sb = mailbox = None
+    launcher = (os.environ.get("CARINHO_RUN_LAUNCHER") or "celery").strip().lower()
+    if launcher not in RUN_LAUNCHERS:
+        raise click.ClickException(f"CARINHO_RUN_LAUNCHER must be one of {', '.join(RUN_LAUNCHERS)}, not {launcher!r}")
+    embedded_broker = launcher == "celery" and not os.environ.get("CARINHO_CELERY_BROKER_URL")
+    ports = [(relay_port, "relay", "--relay-port"), (dagster_port, "Dagster UI", "--dagster-port"),
+             (code_server_port, "code server", "--code-server-port")]
+    if embedded_broker:
+        ports.append((broker_port, "embedded broker", "--broker-port"))
     if sandbox:
-        import secrets
+        from .sandbox.server import PORT_OFFSETS
 
+        ports += [(sandbox_port + offset, f"sandbox {name}", "--sandbox-port") for name, offset in PORT_OFFSETS.items()]
+        ports.append((sandbox_port + len(PORT_OFFSETS), "sandbox mailbox", "--sandbox-port"))
+    try:
+        sv.check_ports(ports)
+    except sv.PortInUse as exc:
+        click.echo(str(exc), err=True)
+        raise SystemExit(1) from None
+
+    data = settings.data_dir()
+    data.mkdir(parents=True, exist_ok=True)
+    sup = sv.Supervisor(os.environ, cwd=data, log_dir=data / "logs", verbose=verbose, echo=click.echo)
+    in_process: list[object] = []  # the sandbox and its mailbox (threads of this process)
+    sv.stop_on_signals()
+    try:
+        summary = _start_hub(sv, sup, in_process, launcher, embedded_broker, relay_port, dagster_port,
+                             code_server_port, broker_port, sandbox_port, sandbox, seed)
+        click.echo(summary)
+        sup.watch()
+    except KeyboardInterrupt:
+        click.echo("\nstopping…")
+        code = 0
+    except sv.ComponentFailed as exc:
+        click.echo(f"{exc}; stopping the hub", err=True)
+        code = 1
+    except BaseException:
+        _stop_hub(sup, in_process)  # an unexpected error: stop what started, then show it
+        raise
+    _stop_hub(sup, in_process)
+    if code == 0:
+        click.echo("stopped")
+    raise SystemExit(code)
+
+
+def _stop_hub(sup, in_process: list[object]) -> None:
+    # a second Ctrl-C while stopping must not leave half of the hub running
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sup.stop()
+    for thing in reversed(in_process):
+        try:
+            thing.stop()  # type: ignore[attr-defined]
+        except Exception:  # noqa: BLE001 - one that never started has nothing to stop
+            pass
+
+
+def _start_hub(sv, sup, in_process: list[object], launcher: str, embedded_broker: bool, relay_port: int,
+               dagster_port: int, code_server_port: int, broker_port: int, sandbox_port: int, sandbox: bool,
+               seed: bool) -> str:
+    """Start everything under ``sup``; returns the summary to print."""
+    import secrets
+
+    from .embedded_broker import broker_url, valkey_command
+    from .instance import celery_worker_commands
+
+    data = sup.cwd
+    env = sup.env
+    env["CARINHO_DATA_DIR"] = str(data)
+    env.setdefault("DAGSTER_HOME", str(data / "dagster_home"))
+    graphql_url = f"http://127.0.0.1:{dagster_port}/graphql"
+    env["CARINHO_DAGSTER_GRAPHQL_URL"] = graphql_url  # this hub's webserver, never another's
+    env.setdefault("CARINHO_DIRECT_SUBMIT", "true")  # the relay submits each run; the sensor is the safety net
+    env["CARINHO_CODE_SERVER_HOST"], env["CARINHO_CODE_SERVER_PORT"] = "127.0.0.1", str(code_server_port)
+    # the children's Python warnings (Dagster's supersession and beta notices) go to their logs
+    env.setdefault("PYTHONWARNINGS", "ignore")
+    if launcher == "celery":
+        env.setdefault("CARINHO_CELERY_BROKER_URL", broker_url(broker_port))
+    else:
+        env.pop("CARINHO_CELERY_BROKER_URL", None)
+    prepare_dagster_home(Path(env["DAGSTER_HOME"]), celery=launcher == "celery")
+    workspace = data / "workspace.yaml"
+    workspace.write_text(_CODE_SERVER_WORKSPACE)
+    relay_url = f"http://127.0.0.1:{relay_port}"
+    lines = ["", "Carinho Integrações is up"]
+
+    sb = None
+    if sandbox:
         from .sandbox import Sandbox
         from .sandbox.mailbox import Mailbox
+        from .sandbox.server import PORT_OFFSETS
 
         sb = Sandbox(host="127.0.0.1", base_port=sandbox_port)
+        in_process.append(sb)
         sb.start()
         env.update(sb.env())
-        # e-mails land in the data folder (a local SMTP server), not nowhere
-        mailbox = Mailbox(data / "mailbox", port=sandbox_port + 10).start()
+        mail_port = sandbox_port + len(PORT_OFFSETS)
+        mailbox = Mailbox(data / "mailbox", port=mail_port)  # e-mails land in the data folder
+        in_process.append(mailbox)
+        mailbox.start()
         env.update(mailbox.env())
         secret_file = data / "feedback_secret"
         if not secret_file.exists():
             secret_file.write_text(secrets.token_urlsafe(32))
         env.setdefault("CARINHO_FEEDBACK_SECRET", secret_file.read_text().strip())
-        webhook = f"{relay_url}/webhooks/whatsapp?token={env['ZAPI_WEBHOOK_TOKEN']}"
-        sb.zapi.set_webhook(webhook)
+        sb.zapi.set_webhook(f"{relay_url}/webhooks/whatsapp?token={env['ZAPI_WEBHOOK_TOKEN']}")
         if seed:
             sb.seed_default()
+        click.echo(f"  ✓ {'sandbox':<32} simulators on 127.0.0.1:{sandbox_port}-{sandbox_port + 8}, "
+                   f"mailbox SMTP :{mail_port}")
 
     from relay.migrate import upgrade
 
     upgrade()
-    procs: list[subprocess.Popen] = []
-    procs.append(
-        subprocess.Popen(
-            [sys.executable, "-m", "carinho_pipelines.cli", "relay", "--port", str(relay_port)],
-            cwd=REPO_ROOT,
-            env=env,
-        )
-    )
-    if env.get("CARINHO_CELERY_BROKER_URL"):
-        from .instance import celery_worker_commands
+    api_key = _operations_key(data)
 
+    # Dagster's storage is created (or migrated) once, before its processes start: on a
+    # fresh SQLite instance several of them would race to create the same tables
+    sup.run_once("Dagster storage", [sv.python_bin("dagster"), "instance", "migrate"])
+    broker = env.get("CARINHO_CELERY_BROKER_URL")
+    if embedded_broker:
+        sup.start(sv.Component("broker", valkey_command(broker_port, data / "broker"), sv.redis_ping(broker),
+                               f"embedded Valkey on 127.0.0.1:{broker_port}"))
+    elif broker:
+        from sqlalchemy.engine import make_url
+
+        click.echo(f"  · broker: {make_url(broker).render_as_string(hide_password=True)} (CARINHO_CELERY_BROKER_URL)")
+    sup.start(sv.Component(
+        "code server",
+        [sv.python_bin("dagster"), "api", "grpc", "-m", "carinho_pipelines.definitions", "--location-name",
+         CODE_LOCATION, "-h", "127.0.0.1", "-p", str(code_server_port)],
+        sv.grpc_serving("127.0.0.1", code_server_port), f"127.0.0.1:{code_server_port}"))
+    sup.start(sv.Component("relay", [sv.python_bin("carinho"), "relay", "--port", str(relay_port)],
+                           sv.http_ok(f"{relay_url}/health"), relay_url))
+    sup.start(sv.Component(
+        "Dagster webserver",
+        [sv.python_bin("dagster-webserver"), "-w", str(workspace), "-h", "127.0.0.1", "-p", str(dagster_port)],
+        sv.code_location_loaded(graphql_url, CODE_LOCATION), f"http://127.0.0.1:{dagster_port}"))
+    sup.start(sv.Component("Dagster daemon", [sv.python_bin("dagster-daemon"), "run", "-w", str(workspace)],
+                           sv.daemons_healthy(graphql_url, time.time()), "schedules, sensors, run queue"))
+    if launcher == "celery":
         for command in celery_worker_commands():
-            procs.append(subprocess.Popen(command, cwd=REPO_ROOT, env=env))
-    dagster = Path(sys.executable).with_name("dagster")
-    procs.append(
-        subprocess.Popen(
-            [str(dagster), "dev", "-w", str(REPO_ROOT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(dagster_port)],
-            cwd=REPO_ROOT,
-            env=env,
-        )
-    )
+            queues = command[command.index("--queues") + 1]
+            component = sv.Component(f"worker {queues}", command, lambda: False, "warm run worker")
+            sup.start(component)
+            component.healthy = sv.celery_worker_answers(broker, f"{worker_node_prefix(queues.split(','))}"
+                                                                 f".{component.proc.pid}@")
+    sup.wait_healthy()
 
-    def stop(*_args: object) -> None:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGINT)
-        for p in procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        if sb is not None:
-            sb.stop()
-        if mailbox is not None:
-            mailbox.stop()
-        raise SystemExit(0)
-
-    signal.signal(signal.SIGTERM, stop)
-    ok = _wait_http(f"{relay_url}/health", 60) and _wait_http(f"http://127.0.0.1:{dagster_port}/server_info", 180)
-    click.echo("")
-    click.echo("Carinho Integrações is up" if ok else "Carinho Integrações started (some parts are still starting)")
-    click.echo(f"  relay (webhooks, ops API):  {relay_url}   health: {relay_url}/health/detailed")
-    click.echo(f"  Dagster UI:                 http://127.0.0.1:{dagster_port}")
+    site_token = env.get("CARINHO_SITE_TOKEN", "<CARINHO_SITE_TOKEN>")
+    lines += [
+        f"  relay (webhooks, ops API):  {relay_url}   health: {relay_url}/health/detailed",
+        f"  Dagster UI:                 http://127.0.0.1:{dagster_port}",
+        f"  run launcher:               {'warm Celery workers' if launcher == 'celery' else 'a process per run'}",
+        f"  operations API key:         {api_key}   (also in {data / 'api_key'})",
+    ]
     if sb is not None:
-        click.echo(f"  sandbox control:            {sb.control_url}")
-        click.echo(f"  play a day of traffic:      carinho sandbox demo --hub-url {relay_url}")
-        click.echo(f"  e-mails sent by the hub:    {data / 'mailbox'} (SMTP on 127.0.0.1:{sandbox_port + 10})")
-    click.echo(f"  data folder:                {data}")
-    click.echo("Ctrl-C stops everything.")
+        lines += [
+            f"  sandbox control:            {sb.control_url}",
+            f"  e-mails sent by the hub:    {data / 'mailbox'}",
+            "  post a site lead:",
+            f"    curl -s -X POST {relay_url}/webhooks/site/lead -H 'Authorization: Bearer {site_token}' "
+            "-H 'Content-Type: application/json' "
+            "-d '{\"name\": \"Maria Souza\", \"phone\": \"(11) 91234-5678\", \"utm_source\": \"google\"}'",
+            f"  play a day of traffic:      {sv.python_bin('carinho')} sandbox demo --hub-url {relay_url}",
+        ]
+    lines += [f"  data folder:                {data}   (logs in {data / 'logs'})", "Ctrl-C stops everything."]
+    return "\n".join(lines)
+
+
+_CODE_SERVER_WORKSPACE = """\
+# Written by `carinho run`: the webserver and the daemon share one standalone code
+# server (as deploy/workspace.code-server.yaml in production).
+load_from:
+  - grpc_server:
+      host:
+        env: CARINHO_CODE_SERVER_HOST
+      port:
+        env: CARINHO_CODE_SERVER_PORT
+      location_name: carinho_pipelines
+"""
+
+
+def _operations_key(data: Path) -> str:
+    """The embedded default's operations API key (all scopes): created at the first
+    start, kept in the data folder (mode 600), recreated if the store lost it."""
+    from relay.apikeys import create_key, list_keys, lookup, revoke_key
+    from relay.store import EventStore
+
+    path = data / "api_key"
+    store = EventStore()
     try:
-        while all(p.poll() is None for p in procs):
-            time.sleep(1)
-        click.echo("a component exited; stopping", err=True)
-    except KeyboardInterrupt:
-        pass
-    stop()
+        if path.exists():
+            key = path.read_text().strip()
+            if key and lookup(store, key) is not None:
+                return key
+        if any(row["name"] == "carinho-run" and not row["revoked_at"] for row in list_keys(store)):
+            revoke_key(store, "carinho-run")
+        key = create_key(store, "carinho-run", ["*"])
+        path.write_text(key + "\n")
+        path.chmod(0o600)
+        return key
+    finally:
+        store.engine.dispose()
 
 
 def _register_optional() -> None:

@@ -3,7 +3,7 @@
 from dagster import Definitions, EnvVar
 
 from carinho_pipelines import monitoring, settings, syncs
-from carinho_pipelines.dlq_sensors import dlq_failure_sensor, dlq_redrive_sensor
+from carinho_pipelines.dlq_sensors import dlq_failure_sensor, dlq_redrive_sensor, dlq_success_sensor
 from carinho_pipelines.events.jobs import EVENT_JOBS
 from carinho_pipelines.events.sensors import event_dispatch_sensor, flush_whatsapp_outbox, whatsapp_outbox_sensor
 from carinho_pipelines.events.store_resource import EventStoreResource
@@ -18,7 +18,7 @@ def _database_url() -> EnvVar | str:
 defs = Definitions.merge(
     Definitions(
         jobs=[*EVENT_JOBS.values(), flush_whatsapp_outbox],
-        sensors=[event_dispatch_sensor, whatsapp_outbox_sensor, dlq_failure_sensor, dlq_redrive_sensor],
+        sensors=[event_dispatch_sensor, whatsapp_outbox_sensor, dlq_failure_sensor, dlq_success_sensor, dlq_redrive_sensor],
     ),
     syncs.defs,
     monitoring.defs,

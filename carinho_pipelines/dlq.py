@@ -10,22 +10,30 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from dagster import DagsterEventType, DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
+from dagster import DagsterEventType, DagsterInstance, DagsterRun, DagsterRunStatus, HookContext, RunsFilter, failure_hook
 
 from carinho_pipelines import tags
 from carinho_pipelines.errors import ERROR_CLASSES
-from carinho_pipelines.privacy import mask_payload
+from carinho_pipelines.privacy import mask_response
 from carinho_pipelines.queues import QUEUES, RETRY
 
-OPEN, REPLAYED, ARCHIVED = "open", "replayed", "archived"
-ERROR_CLASS_TAG = "carinho/error_class"
-FAILED_OPS_TAG = "carinho/failed_ops"
-DESTINATIONS_TAG = "carinho/failed_destinations"
-ARCHIVED_BY, ARCHIVED_AT, ARCHIVE_REASON = "carinho/archived_by", "carinho/archived_at", "carinho/archive_reason"
-REPLAYED_BY = "carinho/replayed_by"
-PARENT_TAG = "dagster/parent_run_id"
+OPEN, REPLAYED, ARCHIVED = tags.DLQ_OPEN, tags.DLQ_REPLAYED, tags.DLQ_ARCHIVED
+ERROR_CLASS_TAG = tags.ERROR_CLASS
+FAILED_OPS_TAG = tags.FAILED_OPS
+DESTINATIONS_TAG = tags.FAILED_DESTINATIONS
+ARCHIVED_BY, ARCHIVED_AT, ARCHIVE_REASON = tags.ARCHIVED_BY, tags.ARCHIVED_AT, tags.ARCHIVE_REASON
+REPLAYED_BY = tags.REPLAYED_BY
+PARENT_TAG = tags.PARENT_RUN_ID
+#: jobs whose failed runs are DLQ items besides event and sync runs
+DLQ_JOBS = frozenset({"flush_whatsapp_outbox"})
 #: how many runs a listing examines at most
 SCAN_LIMIT = 2000
+
+
+def in_scope(run: DagsterRun) -> bool:
+    """Is a failure of this run a DLQ item? Event runs, sync runs, the outbox flush;
+    not the hub's own housekeeping jobs (checklist, retention, alerts)."""
+    return tags.EVENT_ID in run.tags or tags.SYNC in run.tags or run.job_name in DLQ_JOBS
 
 
 @dataclass(frozen=True)
@@ -102,30 +110,120 @@ def failure_of(instance: DagsterInstance, run_id: str) -> Failure:
         error_class=error_class,
         error_message=(messages[0] if messages else "")[:1000],
         destinations=sorted(set(destinations)),
-        responses=mask_payload(responses),
+        responses=mask_response(responses),
         attempts=retries + max(1, len(failed_ops)),
         failed_at=failed_at,
     )
 
 
 def annotate(instance: DagsterInstance, run: DagsterRun) -> Failure:
-    """Tag a failed run with what failed, so the UI can filter the DLQ by error class
-    and the listing does not re-read event logs."""
+    """Put a failed run in the DLQ: ``carinho/dlq=open`` (unless a person already
+    replayed or archived it) and what failed, so the UI can filter the DLQ by error
+    class and the listing does not re-read event logs. Called by the failure hook of
+    every in-scope job as soon as an op fails, and by ``dlq_failure_sensor`` for every
+    failed run (also those that failed without an op failing)."""
     failure = failure_of(instance, run.run_id)
     annotations = {
         ERROR_CLASS_TAG: failure.error_class,
         FAILED_OPS_TAG: ",".join(failure.failed_ops)[:200],
         DESTINATIONS_TAG: ",".join(failure.destinations)[:200],
     }
-    parent_id = run.parent_run_id or run.get_parent_run_id()
-    parent = instance.get_run_by_id(parent_id) if parent_id else None
-    if parent is not None and run.tags.get(tags.DLQ) in (REPLAYED, ARCHIVED) and all(
-        run.tags.get(t) == parent.tags.get(t) for t in (tags.DLQ, ARCHIVED_AT, REPLAYED_BY)
-    ):
-        # a UI re-execution copies its parent's tags: its own failure is a new open item
-        annotations.update({tags.DLQ: OPEN, ARCHIVED_BY: "", ARCHIVED_AT: "", ARCHIVE_REASON: "", REPLAYED_BY: ""})
+    empty = [k for k, v in annotations.items() if not v]  # never an empty chip in the UI
+    annotations = {k: v for k, v in annotations.items() if v}
+    state = run.tags.get(tags.DLQ)
+    if state is None:
+        annotations[tags.DLQ] = OPEN
+    else:
+        parent_id = run.parent_run_id or run.get_parent_run_id()
+        parent = instance.get_run_by_id(parent_id) if parent_id else None
+        if parent is not None and state in (REPLAYED, ARCHIVED) and all(
+            run.tags.get(t) == parent.tags.get(t) for t in (tags.DLQ, ARCHIVED_AT, REPLAYED_BY)
+        ):
+            # a UI re-execution copies its parent's tags: its own failure is a new open item
+            annotations[tags.DLQ] = OPEN
+            empty += [ARCHIVED_BY, ARCHIVED_AT, ARCHIVE_REASON, REPLAYED_BY]
     instance.add_run_tags(run.run_id, annotations)
+    remove_run_tags(instance, run.run_id, empty)
     return failure
+
+
+@failure_hook(name="dlq_on_failure")
+def dlq_on_failure(context: HookContext) -> None:
+    """The run's DLQ tag, set the moment one of its ops fails for good (so the UI
+    filter and ``GET /api/dlq`` list it without waiting for a sensor tick)."""
+    run = context.instance.get_run_by_id(context.run_id)
+    if run is not None and in_scope(run):
+        annotate(context.instance, run)
+
+
+def clear_failure_tags(instance: DagsterInstance, run: DagsterRun) -> list[str]:
+    """A run that succeeded is not in the DLQ: drop the DLQ and error tags it carries
+    (a re-execution from the Dagster UI copies them from its failed parent; runs
+    launched before the DLQ tag meant the DLQ carry ``open``). Returns the keys removed."""
+    found = [k for k in tags.FAILURE_TAGS if k in run.tags]
+    remove_run_tags(instance, run.run_id, found)
+    return found
+
+
+def _sql_run_storage(instance: DagsterInstance) -> Any:
+    from dagster._core.storage.runs.sql_run_storage import SqlRunStorage
+
+    storage = instance.run_storage
+    inner = getattr(storage, "_storage", None)  # LegacyRunStorage over a composite storage
+    if inner is not None and hasattr(inner, "run_storage"):
+        storage = inner.run_storage
+    if not isinstance(storage, SqlRunStorage):
+        raise TypeError(f"cannot remove run tags from a {type(storage).__name__}")
+    return storage
+
+
+def remove_run_tags(instance: DagsterInstance, run_id: str, keys: Iterable[str]) -> None:
+    """Delete tags from a run. Dagster only adds or changes tags (``add_run_tags``), and
+    a tag set to ``""`` still shows in the UI as an empty chip; this is the same update
+    ``add_run_tags`` makes (the run's serialized body and its tag rows), in reverse."""
+    run = instance.get_run_by_id(run_id)
+    gone = [k for k in keys if run is not None and k in run.tags]
+    if not gone:
+        return
+    import sqlalchemy as sa
+    from dagster._core.storage.runs.schema import RunsTable, RunTagsTable
+    from dagster._serdes import serialize_value
+    from dagster._time import get_current_datetime
+
+    kept = {k: v for k, v in run.tags.items() if k not in gone}
+    with _sql_run_storage(instance).connect() as conn:
+        conn.execute(
+            RunsTable.update().where(RunsTable.c.run_id == run_id)
+            .values(run_body=serialize_value(run.with_tags(kept)), update_timestamp=get_current_datetime())
+        )
+        conn.execute(RunTagsTable.delete().where(sa.and_(RunTagsTable.c.run_id == run_id, RunTagsTable.c.key.in_(gone))))
+
+
+def migrate_tags(instance: DagsterInstance, batch: int = 500) -> dict[str, int]:
+    """One-off: make existing runs follow "the DLQ tag means the DLQ". Runs that did not
+    fail lose ``carinho/dlq`` and the error tags; failed in-scope runs without the tag get
+    it (``open``); empty error tags are removed. Idempotent."""
+    counts = {"examined": 0, "cleared": 0, "opened": 0, "emptied": 0}
+    cursor = None
+    while True:
+        runs = instance.get_runs(limit=batch, cursor=cursor)
+        if not runs:
+            return counts
+        for run in runs:
+            counts["examined"] += 1
+            if run.status == DagsterRunStatus.FAILURE:
+                if in_scope(run) and tags.DLQ not in run.tags:
+                    annotate(instance, run)
+                    counts["opened"] += 1
+                    continue
+                empty = [k for k in tags.FAILURE_TAGS if run.tags.get(k) == ""]
+                if empty:
+                    remove_run_tags(instance, run.run_id, empty)
+                    counts["emptied"] += 1
+            elif run.status in (DagsterRunStatus.SUCCESS, DagsterRunStatus.CANCELED):
+                if clear_failure_tags(instance, run):
+                    counts["cleared"] += 1
+        cursor = runs[-1].run_id
 
 
 def kind_of(run: DagsterRun) -> str:
@@ -134,7 +232,7 @@ def kind_of(run: DagsterRun) -> str:
 
 def run_group(instance: DagsterInstance, run: DagsterRun) -> list[DagsterRun]:
     root = run.root_run_id or run.get_root_run_id() or run.run_id
-    group = list(instance.get_runs(filters=RunsFilter(tags={"dagster/root_run_id": root})))
+    group = list(instance.get_runs(filters=RunsFilter(tags={tags.ROOT_RUN_ID: root})))
     root_run = instance.get_run_by_id(root)
     return [r for r in [root_run, *group] if r is not None]
 
@@ -227,11 +325,14 @@ def replayed_ids(instance: DagsterInstance, run_ids: list[str]) -> set[str]:
 
 def reconcile(instance: DagsterInstance, limit: int = 200) -> list[str]:
     """Tag as ``replayed`` the open items someone re-executed from the Dagster UI, so
-    the UI's tags and the API agree; returns their ids."""
+    the UI's tags and the API agree, and say who launched those re-executions (the UI
+    copied the parent's ``carinho/launched_by``); returns the parents' ids."""
     runs = instance.get_runs(filters=RunsFilter(statuses=[DagsterRunStatus.FAILURE], tags={tags.DLQ: OPEN}), limit=limit)
     ids = sorted(replayed_ids(instance, [r.run_id for r in runs]))
     for run_id in ids:
         mark_replayed(instance, run_id, "dagster-ui")
+        for child in instance.get_runs(filters=RunsFilter(tags={PARENT_TAG: run_id})):
+            instance.add_run_tags(child.run_id, {tags.LAUNCHED_BY: tags.BY_DAGSTER_UI})
     return ids
 
 
@@ -267,17 +368,20 @@ def mark_replayed(instance: DagsterInstance, run_id: str, who: str) -> None:
     instance.add_run_tags(run_id, {tags.DLQ: REPLAYED, REPLAYED_BY: who[:64]})
 
 
-def reexecution_tags() -> dict[str, str]:
-    """Tags of a re-execution: on the retry queue, back in the DLQ if it fails again,
-    without the parent's failure annotations."""
+def reexecution_tags(parent: DagsterRun, launched_by: str) -> dict[str, str]:
+    """Tags of a re-execution: the parent's, without its DLQ state and failure
+    annotations (a re-execution that succeeds carries none; one that fails gets its
+    own), on the retry queue, saying who launched it."""
+    from dagster._core.storage.tags import TAGS_TO_MAYBE_OMIT_ON_RETRY  # what Dagster itself drops
+
+    inherited = {k: v for k, v in parent.tags.items()
+                 if k not in tags.FAILURE_TAGS and k not in TAGS_TO_MAYBE_OMIT_ON_RETRY}
     return {
+        **inherited,
         tags.QUEUE: RETRY,
         tags.CELERY_QUEUE: RETRY,
         tags.PRIORITY: str(QUEUES[RETRY].priority),
-        tags.DLQ: OPEN,
-        ERROR_CLASS_TAG: "",
-        FAILED_OPS_TAG: "",
-        DESTINATIONS_TAG: "",
+        tags.LAUNCHED_BY: launched_by[:64],
     }
 
 
@@ -288,9 +392,12 @@ class ReplayError(Exception):
     """The re-execution could not be launched (Dagster's webserver unavailable…)."""
 
 
-def replay(store: Any, instance: DagsterInstance, run_id: str, who: str, now: dt.datetime) -> tuple[str, bool]:
+def replay(store: Any, instance: DagsterInstance, run_id: str, who: str, now: dt.datetime,
+           launched_by: str | None = None) -> tuple[str, bool]:
     """Re-execute a DLQ item from failure on ``integrations-retry``; ``(child run id,
-    already)``. Exactly one re-execution per item: the claim row is committed first."""
+    already)``. Exactly one re-execution per item: the claim row is committed first.
+    ``who`` goes to the parent's ``carinho/replayed_by``, ``launched_by`` (default
+    ``who``) to the child's ``carinho/launched_by``."""
     import sqlalchemy as sa
 
     from relay import dagster_gql
@@ -309,7 +416,11 @@ def replay(store: Any, instance: DagsterInstance, run_id: str, who: str, now: dt
             raise ReplayError("a re-execution of this item is being launched")
         return child, True
     try:
-        child = dagster_gql.launch_reexecution(run_id, reexecution_tags())
+        parent = instance.get_run_by_id(run_id)
+        if parent is None:
+            raise dagster_gql.LaunchFailed("RunNotFoundError", f"no run {run_id}")
+        child = dagster_gql.launch_reexecution(run_id, reexecution_tags(parent, launched_by or who),
+                                               use_parent_run_tags=False)
     except (dagster_gql.DagsterUnavailable, dagster_gql.LaunchFailed) as exc:
         with store.engine.begin() as conn:
             conn.execute(dlq_replays.delete().where(dlq_replays.c.parent_run_id == run_id))

@@ -3,12 +3,17 @@ because a destination was unavailable once it is healthy again (the seed's retry
 
 from __future__ import annotations
 
+import datetime as dt
+
 from dagster import (
+    DagsterRunStatus,
     DefaultSensorStatus,
     RunFailureSensorContext,
+    RunStatusSensorContext,
     SensorEvaluationContext,
     SkipReason,
     run_failure_sensor,
+    run_status_sensor,
     sensor,
 )
 
@@ -25,13 +30,31 @@ REDRIVE_PER_TICK = 5
 MAX_AUTO_REDRIVES = 5
 AUTO = "auto-redrive"
 REDRIVE_INTERVAL_SECONDS = int(env("CARINHO_REDRIVE_INTERVAL_SECONDS", "30") or 30)
+#: how often the DLQ state sensors look at finished runs
+STATE_SENSOR_INTERVAL_SECONDS = 5
 
 
 @run_failure_sensor(name="dlq_failure_sensor", default_status=DefaultSensorStatus.RUNNING,
-                    description="Tags each failed run with its error class, failed ops and destinations.")
+                    minimum_interval_seconds=STATE_SENSOR_INTERVAL_SECONDS,
+                    description="Puts each failed event, sync or outbox run in the DLQ (carinho/dlq=open) with its "
+                    "error class, failed ops and destinations.")
 def dlq_failure_sensor(context: RunFailureSensorContext) -> None:
-    failure = dlq.annotate(context.instance, context.dagster_run)
-    context.log.info(f"DLQ: {context.dagster_run.run_id} {failure.error_class} {failure.failed_ops}")
+    run = context.dagster_run
+    if not dlq.in_scope(run):
+        return
+    failure = dlq.annotate(context.instance, context.instance.get_run_by_id(run.run_id) or run)
+    context.log.info(f"DLQ: {run.run_id} {failure.error_class} {failure.failed_ops}")
+
+
+@run_status_sensor(run_status=DagsterRunStatus.SUCCESS, name="dlq_success_sensor",
+                   default_status=DefaultSensorStatus.RUNNING, minimum_interval_seconds=STATE_SENSOR_INTERVAL_SECONDS,
+                   description="A run that succeeded is not in the DLQ: removes the DLQ and error tags a UI "
+                   "re-execution copied from its failed parent.")
+def dlq_success_sensor(context: RunStatusSensorContext) -> None:
+    run = context.instance.get_run_by_id(context.dagster_run.run_id) or context.dagster_run
+    removed = dlq.clear_failure_tags(context.instance, run)
+    if removed:
+        context.log.info(f"{run.run_id} succeeded: removed {', '.join(removed)}")
 
 
 @sensor(name="dlq_redrive_sensor", minimum_interval_seconds=REDRIVE_INTERVAL_SECONDS, default_status=DefaultSensorStatus.RUNNING,
@@ -42,32 +65,59 @@ def dlq_redrive_sensor(context: SensorEvaluationContext, event_store: EventStore
     now = utcnow()
     reconciled = dlq.reconcile(instance)
     candidates = dlq.failed_runs(instance, error_class="unavailable", limit=500)
-    launched: list[str] = []
-    waiting = exhausted = 0
+    launched: list[tuple[str, str]] = []
+    waiting: dict[str, dt.datetime | None] = {}
+    exhausted = waiting_items = 0
     probing: set[str] = set()
+    problem = None
     for run in reversed(candidates):  # oldest first
         if len(launched) >= REDRIVE_PER_TICK:
             break
         if len(dlq.run_group(instance, run)) > MAX_AUTO_REDRIVES:
             exhausted += 1
             continue
-        tagged = run.tags.get(dlq.DESTINATIONS_TAG)
-        destinations = [d for d in (tagged.split(",") if tagged else dlq.failure_of(instance, run.run_id).destinations) if d]
-        sync = run.tags.get(tags.SYNC)
-        if sync in SYNCS:  # a sync records failed items, not destinations: wait for all its systems
-            destinations = sorted({*destinations, *sync_destinations(sync)})
+        destinations = item_destinations(instance, run)
         states = breakers.states(store)
-        if any(not breakers.healthy(store, d, now) for d in destinations) or probing & set(destinations):
-            waiting += 1
+        closed_to = [d for d in destinations if not breakers.healthy(store, d, now) or d in probing]
+        if closed_to:
+            waiting_items += 1
+            for d in closed_to:
+                waiting.setdefault(d, breakers.probe_at(store, d))
             continue
         # while a breaker is not closed, one re-execution is its probe; the rest wait
         probing |= {d for d in destinations if states.get(d, breakers.CLOSED) != breakers.CLOSED}
         try:
-            child, already = dlq.replay(store, instance, run.run_id, AUTO, now)
+            child, already = dlq.replay(store, instance, run.run_id, AUTO, now, launched_by=tags.BY_AUTO_REDRIVE)
         except dlq.ReplayError as exc:
-            return SkipReason(f"cannot launch re-executions now: {exc}")
+            problem = f"cannot launch re-executions now: {exc}"
+            break
         if not already:
-            launched.append(child)
-    summary = (f"re-drove {len(launched)}; {waiting} waiting for their destination; "
-               f"{exhausted} past {MAX_AUTO_REDRIVES} automatic tries; {len(reconciled)} re-executed from the UI")
-    return SkipReason(summary)
+            launched.append((run.run_id, child))
+    return SkipReason(summary(launched, waiting_items, waiting, exhausted, reconciled, len(candidates), problem))
+
+
+def item_destinations(instance, run) -> list[str]:
+    """The destinations a DLQ item waits for: its failed destinations; for a sync (which
+    records failed items, not destinations) every system it calls."""
+    tagged = run.tags.get(dlq.DESTINATIONS_TAG)
+    destinations = [d for d in (tagged.split(",") if tagged else dlq.failure_of(instance, run.run_id).destinations) if d]
+    sync = run.tags.get(tags.SYNC)
+    if sync in SYNCS:
+        destinations = sorted({*destinations, *sync_destinations(sync)})
+    return destinations
+
+
+def summary(launched: list[tuple[str, str]], waiting_items: int, waiting: dict[str, dt.datetime | None], exhausted: int,
+            reconciled: list[str], candidates: int, problem: str | None = None) -> str:
+    """What a tick did, in the words the RUNBOOK uses (the UI shows it on the tick)."""
+    parts = [f"re-drove {len(launched)}" + (": " + ", ".join(f"{p[:8]} → {c[:8]}" for p, c in launched) if launched else "")]
+    shown = ", ".join(f"{d} (breaker open, next probe from {t:%H:%M:%S} UTC)" if t else d
+                      for d, t in sorted(waiting.items()))
+    parts.append(f"{waiting_items} waiting for their destination" + (f": {shown}" if shown else ""))
+    parts.append(f"{exhausted} past {MAX_AUTO_REDRIVES} automatic tries")
+    parts.append(f"{len(reconciled)} re-executed from the UI")
+    if problem:
+        parts.append(problem)
+    if not candidates and not reconciled and not problem:
+        return "nothing to re-drive: no open DLQ item of class unavailable"
+    return "; ".join(parts)

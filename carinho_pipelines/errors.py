@@ -14,7 +14,7 @@ import time
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from .privacy import mask_payload
+from .privacy import mask_response
 
 UNAVAILABLE = "unavailable"
 REJECTED = "rejected"
@@ -128,8 +128,9 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(0.0, when.timestamp() - current)
 
 
-def summarize_body(raw: bytes | str | None, *, limit: int = MAX_BODY_CHARS) -> str | None:
-    """A response body fit for logs and DLQ metadata: masked when JSON, truncated."""
+def summarize_body(raw: bytes | str | None, *, limit: int = MAX_BODY_CHARS, known: Any = ()) -> str | None:
+    """A response body fit for logs and DLQ metadata: masked when JSON (error texts kept
+    readable with the personal data inside them masked), truncated."""
     if raw is None:
         return None
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
@@ -140,7 +141,7 @@ def summarize_body(raw: bytes | str | None, *, limit: int = MAX_BODY_CHARS) -> s
     except ValueError:
         shown = text
     else:
-        shown = json.dumps(mask_payload(parsed), ensure_ascii=False, separators=(",", ":"))
+        shown = json.dumps(mask_response(parsed, known), ensure_ascii=False, separators=(",", ":"))
     if len(shown) > limit:
         shown = shown[:limit] + "…"
     return shown

@@ -6,6 +6,7 @@ Pure Python on purpose: the relay imports this module and must not pay for
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,3 +89,17 @@ def system_for_token(token: str) -> str | None:
         if expected and hmac.compare_digest(expected.encode(), presented):
             found = name
     return found
+
+
+#: the first day the hub ran in production, when CARINHO_GO_LIVE_DATE is unset
+DEFAULT_GO_LIVE_DATE = "2026-12-01"
+
+
+def go_live_date() -> dt.date:
+    """``CARINHO_GO_LIVE_DATE`` (YYYY-MM-DD): the first partition of the daily syncs
+    (``operacao_financeiro``) and the earliest date a manual run or backfill accepts."""
+    raw = env("CARINHO_GO_LIVE_DATE", DEFAULT_GO_LIVE_DATE) or DEFAULT_GO_LIVE_DATE
+    try:
+        return dt.date.fromisoformat(raw)
+    except ValueError as exc:
+        raise ValueError(f"CARINHO_GO_LIVE_DATE must be YYYY-MM-DD, not {raw!r}") from exc

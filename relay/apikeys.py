@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from carinho_pipelines.settings import env
+from carinho_pipelines.tags import launched_by_api
 
 from .errors import ApiError
 from .store import EventStore, StoreUnavailable, utcnow
@@ -87,6 +88,17 @@ async def require_scope(request: Request, scope: str) -> ApiKey:
     if not found.allows(scope):
         raise ApiError(403, "forbidden", f"this API key lacks the scope {scope!r}", scope=scope)
     return found
+
+
+#: the ``User-Agent`` of the ``carinho`` ops CLI (carinho_pipelines.ops_cli)
+CLI_USER_AGENT = "carinho-cli"
+
+
+def launched_by(request: Request, key: ApiKey) -> str:
+    """``carinho/launched_by`` of a run an API request launches: ``api:<key name>``, or
+    ``cli:<key name>`` when the ``carinho`` CLI sent it (the key, not the agent, is what
+    is authenticated; the agent only says which tool the person used)."""
+    return launched_by_api(key.name, cli=request.headers.get("user-agent", "").startswith(CLI_USER_AGENT))
 
 
 def audit(store: EventStore, key: ApiKey, action: str, target: str | None, detail: dict | None = None) -> None:

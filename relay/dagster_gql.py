@@ -170,13 +170,15 @@ mutation Reexecute($params: ReexecutionParams!) {
 """
 
 
-def launch_reexecution(parent_run_id: str, extra_tags: dict[str, str], *, url: str | None = None) -> str:
+def launch_reexecution(parent_run_id: str, extra_tags: dict[str, str], *, url: str | None = None,
+                       use_parent_run_tags: bool = True) -> str:
     """Re-execute ``parent_run_id`` from failure (only failed and not-run ops run again),
-    with the parent's tags plus ``extra_tags``; the run id of the re-execution."""
+    with the job's tags, the parent's (unless ``use_parent_run_tags`` is false) and
+    ``extra_tags``; the run id of the re-execution."""
     params = {
         "parentRunId": parent_run_id,
         "strategy": "FROM_FAILURE",
-        "useParentRunTags": True,
+        "useParentRunTags": use_parent_run_tags,
         "extraTags": [{"key": k, "value": str(v)} for k, v in extra_tags.items()],
     }
     result = query(_REEXECUTE, {"params": params}, url=url)["launchRunReexecution"]

@@ -9,10 +9,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from carinho_pipelines import breakers, tags
 from carinho_pipelines.errors import ERROR_CLASSES
 
 from . import dagster_gql, runs, schemas, validation
-from .apikeys import ApiKey, audit, require_scope
+from .apikeys import ApiKey, audit, launched_by, require_scope
 from .bodies import read_json_object
 from .errors import ApiError, invalid
 from .events_api import _int_param, _time_param
@@ -39,9 +40,41 @@ def _item(run: Any) -> dict[str, Any]:
 
 def _get_run(run_id: str) -> Any:
     run = runs.instance().get_run_by_id(run_id)
-    if run is None or run.status.value != "FAILURE" or "carinho/dlq" not in run.tags:
+    if run is None or run.status.value != "FAILURE" or not _dlq().in_scope(run):
         raise ApiError(404, "not_found", f"no DLQ item {run_id}")
+    if tags.DLQ not in run.tags:  # failed a moment ago, before its hook or the sensor tagged it
+        _dlq().annotate(runs.instance(), run)
+        run = runs.instance().get_run_by_id(run_id)
     return run
+
+
+def _closed_breakers(run: Any, store: Any) -> dict[str, Any] | None:
+    """The item's destinations whose circuit breaker is open, and when the automatic
+    re-drive will try again; ``None`` when every destination may be called."""
+    from carinho_pipelines.dlq_sensors import MAX_AUTO_REDRIVES, REDRIVE_INTERVAL_SECONDS, item_destinations
+
+    dlq, now = _dlq(), utcnow()
+    instance = runs.instance()
+    open_ = {d: breakers.probe_at(store, d) for d in item_destinations(instance, run)
+             if not breakers.healthy(store, d, now)}
+    if not open_:
+        return None
+    probe = max((t for t in open_.values() if t is not None), default=now)
+    error_class = run.tags.get(dlq.ERROR_CLASS_TAG) or dlq.failure_of(instance, run.run_id).error_class
+    auto = error_class == "unavailable" and len(dlq.run_group(instance, run)) <= MAX_AUTO_REDRIVES
+    names = ", ".join(sorted(open_))
+    if auto:
+        when = f"the automatic re-drive retries it from {probe.isoformat()} (within {REDRIVE_INTERVAL_SECONDS} s after)"
+    else:
+        when = "the automatic re-drive will not retry it (error class or tries); retry once the breaker is closed"
+    return {
+        "message": f"the circuit breaker of {names} is open: a retry now would fail fast and become a new item; "
+                   f"{when}. Send {{\"force\": true}} (carinho dlq retry --force) to retry anyway.",
+        "breakers": {d: "open" for d in sorted(open_)},
+        "probe_at": probe.isoformat(),
+        "auto_redrive": auto,
+        "redrive_after": probe.isoformat() if auto else None,
+    }
 
 
 def _filters(request: Request) -> dict[str, Any]:
@@ -119,11 +152,16 @@ async def get_item(request: Request) -> JSONResponse:
     return JSONResponse(await run_in_threadpool(work))
 
 
-def _retry(request: Request, key: ApiKey, run_id: str) -> dict[str, Any]:
+def _retry(request: Request, key: ApiKey, run_id: str, force: bool = False) -> dict[str, Any]:
     dlq = _dlq()
-    _get_run(run_id)
+    run = _get_run(run_id)
+    if not force and run.tags.get(tags.DLQ) == dlq.OPEN:
+        held = _closed_breakers(run, request.app.state.store)
+        if held is not None:
+            raise ApiError(409, "breaker_open", held.pop("message"), id=run_id, **held)
     try:
-        child, already = dlq.replay(request.app.state.store, runs.instance(), run_id, key.name, utcnow())
+        child, already = dlq.replay(request.app.state.store, runs.instance(), run_id, key.name, utcnow(),
+                                    launched_by=launched_by(request, key))
     except dlq.ReplayError as exc:
         raise ApiError(503, "dagster_unavailable", f"the re-execution could not be launched: {exc}",
                        headers={"Retry-After": "30"}) from exc
@@ -132,11 +170,29 @@ def _retry(request: Request, key: ApiKey, run_id: str) -> dict[str, Any]:
     return {"id": run_id, "new_run_id": child, "already_replayed": already, "run_url": dagster_gql.run_url(child)}
 
 
+async def _optional_body(request: Request) -> dict[str, Any]:
+    """A JSON object body, or ``{}`` when the request has none."""
+    declared = request.headers.get("content-length")
+    if declared == "0" or (declared is None and "transfer-encoding" not in request.headers):
+        return {}
+    _raw, body = await read_json_object(request)
+    return body
+
+
+def _force(body: dict[str, Any]) -> bool:
+    force = body.get("force", False)
+    if not isinstance(force, bool):
+        raise invalid("force", "must be true or false")
+    return force
+
+
 async def retry(request: Request) -> JSONResponse:
-    """Re-execute from failure on ``integrations-retry`` (succeeded ops are not repeated)."""
+    """Re-execute from failure on ``integrations-retry`` (succeeded ops are not repeated);
+    409 while a destination's breaker is open, unless the body is ``{"force": true}``."""
     key = await require_scope(request, "dlq:write")
     _require_dagster()
-    body = await run_in_threadpool(_retry, request, key, request.path_params["id"])
+    force = _force(await _optional_body(request))
+    body = await run_in_threadpool(_retry, request, key, request.path_params["id"], force)
     return JSONResponse(body, status_code=200 if body["already_replayed"] else 202)
 
 
@@ -153,8 +209,8 @@ async def archive(request: Request) -> JSONResponse:
 
     def work() -> dict[str, Any]:
         run = _get_run(run_id)
-        if run.tags.get("carinho/dlq") != "open":
-            raise ApiError(409, "conflict", f"item {run_id} is {run.tags.get('carinho/dlq')}, not open")
+        if run.tags.get(tags.DLQ) != "open":
+            raise ApiError(409, "conflict", f"item {run_id} is {run.tags.get(tags.DLQ)}, not open")
         _dlq().archive(runs.instance(), run_id, reason.strip(), key.name, utcnow())
         audit(request.app.state.store, key, "dlq.archive", run_id, {"reason": reason.strip()[:500]})
         return {"id": run_id, "status": "archived"}
@@ -169,15 +225,24 @@ async def retry_all(request: Request) -> JSONResponse:
     _raw, body = await read_json_object(request)
     validation.check(schemas.RETRY_ALL_BODY, body)  # every invalid field at once (the published schema)
     limit, kind, error_class = int(body["limit"]), body.get("kind"), body.get("error_class")  # JSON 5.0 is an integer
+    force = _force(body)
 
     def work() -> dict[str, Any]:
         found = _dlq().failed_runs(runs.instance(), event_type=body.get("event_type"), source=body.get("source"),
                                    kind=kind, error_class=error_class)
-        results = [_retry(request, key, run.run_id) for run in list(reversed(found))[:limit]]
+        results, held = [], []
+        for run in list(reversed(found))[:limit]:
+            try:
+                results.append(_retry(request, key, run.run_id, force))
+            except ApiError as exc:
+                if exc.status != 409:
+                    raise
+                held.append({**exc.extra, "id": run.run_id, "message": exc.message})
         audit(request.app.state.store, key, "dlq.retry_all", None,
               {"filters": {k: body.get(k) for k in ("event_type", "source", "kind", "error_class")}, "limit": limit,
                "retried": len(results)})
         return {"retried": [r for r in results if not r["already_replayed"]],
-                "already_replayed": [r for r in results if r["already_replayed"]], "matched": len(found)}
+                "already_replayed": [r for r in results if r["already_replayed"]],
+                "held_by_breaker": held, "matched": len(found)}
 
     return JSONResponse(await run_in_threadpool(work), status_code=202)

@@ -62,7 +62,8 @@ async def _check_zapi() -> dict[str, Any]:
 
 
 async def health_detailed(request: Request) -> JSONResponse:
-    """Store, Dagster storage and Z-API status; 503 when any of them is degraded."""
+    """Store, Dagster storage, Z-API status and the circuit breakers; 503 when any of
+    them is degraded (an open or half-open breaker is listed as ``breaker:<system>``)."""
     store = request.app.state.store
     checks: dict[str, Any] = {}
     try:
@@ -91,6 +92,9 @@ async def health_detailed(request: Request) -> JSONResponse:
         breaker_states = await run_in_threadpool(breakers.states, store, (*settings.SYSTEMS, "email"))
     except Exception:
         breaker_states = {}
+    # a destination whose breaker is not closed is failing fast: the hub is degraded
+    # (CONTRACTS §2.3: 503 when degraded; readiness probes read only checks.store)
+    degraded += [f"breaker:{name}" for name, state in sorted(breaker_states.items()) if state != breakers.CLOSED]
     body = {
         "status": "degraded" if degraded else "ok",
         "degraded": degraded,

@@ -155,9 +155,9 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         {"200": s.DLQ_DETAIL}, errors=("401", "403", "404", "503"), security=KEY_AUTH,
         params=(_path("id", {"type": "string"}, "the failed run's id"),)),
     ("post", "/api/dlq/{id}/retry"): Op(
-        {"202": s.RETRY_RESULT, "200": s.RETRY_RESULT}, errors=("401", "403", "404", "409", "503"), security=KEY_AUTH,
-        params=(_path("id", {"type": "string"}, "the failed run's id"),), body={"type": "object"},
-        body_required=False),
+        {"202": s.RETRY_RESULT, "200": s.RETRY_RESULT, "409": s.BREAKER_HOLD},
+        errors=("400", "401", "403", "404", "415", "422", "503"), security=KEY_AUTH,
+        params=(_path("id", {"type": "string"}, "the failed run's id"),), body=s.RETRY_BODY, body_required=False),
     ("post", "/api/dlq/{id}/archive"): Op(
         {"200": s.ARCHIVE_RESULT}, body=s.ARCHIVE_BODY, errors=("400", "401", "403", "404", "409", "415", "422", "503"),
         security=KEY_AUTH, params=(_path("id", {"type": "string"}, "the failed run's id"),)),
@@ -193,7 +193,7 @@ COMPONENTS: dict[str, dict[str, Any]] = {
     "RunRef": s.RUN_REF, "ActionOutcome": s.ACTION_OUTCOME,
     "DlqItem": s.DLQ_ITEM, "DlqList": s.DLQ_LIST, "DlqDetail": s.DLQ_DETAIL, "DlqStats": s.DLQ_STATS,
     "RetryResult": s.RETRY_RESULT, "ArchiveBody": s.ARCHIVE_BODY, "ArchiveResult": s.ARCHIVE_RESULT,
-    "RetryAllBody": s.RETRY_ALL_BODY, "RetryAllResult": s.RETRY_ALL_RESULT,
+    "RetryBody": s.RETRY_BODY, "BreakerHold": s.BREAKER_HOLD, "RetryAllBody": s.RETRY_ALL_BODY, "RetryAllResult": s.RETRY_ALL_RESULT,
     "SyncRunBody": s.SYNC_RUN_BODY, "SyncRunResult": s.SYNC_RUN_RESULT, "SyncRun": s.SYNC_RUN,
     "SyncList": s.SYNC_LIST, "Status": s.STATUS, "Health": s.HEALTH, "HealthDetailed": s.HEALTH_DETAILED,
 }

@@ -258,6 +258,17 @@ ARCHIVE_BODY = {
 }
 ARCHIVE_RESULT = {"type": "object", "required": ["id", "status"],
                   "properties": {"id": {"type": "string"}, "status": {"type": "string", "enum": ["archived"]}}}
+FORCE = {"type": "boolean", "default": False,
+         "description": "retry even while a destination's circuit breaker is open"}
+RETRY_BODY = {"type": "object", "properties": {"force": FORCE}, "examples": [{"force": True}]}
+BREAKER_HOLD = {
+    "type": "object",
+    "description": "409 breaker_open (and retry-all's held_by_breaker): when the automatic re-drive will try",
+    "properties": {"id": {"type": "string"}, "message": {"type": "string"},
+                   "breakers": {"type": "object", "additionalProperties": {"type": "string"}},
+                   "probe_at": {"type": "string", "format": "date-time"}, "auto_redrive": {"type": "boolean"},
+                   "redrive_after": {"type": ["string", "null"], "format": "date-time"}},
+}
 #: retry-all retries at most this many items per request
 MAX_RETRY_ALL = 100
 RETRY_ALL_BODY = {
@@ -267,13 +278,15 @@ RETRY_ALL_BODY = {
         "error_class": {"type": "string", "enum": list(ERROR_CLASSES)},
         "kind": {"type": "string", "enum": ["event", "sync"]},
         "limit": {"type": "integer", "minimum": 1, "maximum": MAX_RETRY_ALL},
+        "force": FORCE,
     },
     "examples": [{"error_class": "unavailable", "kind": "event", "limit": 20}],
 }
 RETRY_ALL_RESULT = {
     "type": "object", "required": ["retried", "already_replayed", "matched"],
     "properties": {"retried": {"type": "array", "items": RETRY_RESULT},
-                   "already_replayed": {"type": "array", "items": RETRY_RESULT}, "matched": {"type": "integer"}},
+                   "already_replayed": {"type": "array", "items": RETRY_RESULT},
+                   "held_by_breaker": {"type": "array", "items": BREAKER_HOLD}, "matched": {"type": "integer"}},
 }
 
 SYNC_NAMES = list(SYNCS)

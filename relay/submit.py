@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from carinho_pipelines.catalogue import CATALOGUE
 from carinho_pipelines.queues import QUEUES
 from carinho_pipelines.settings import env
-from carinho_pipelines.tags import event_run_tags
+from carinho_pipelines.tags import BY_RELAY, event_run_tags
 
 from . import dagster_gql
 from .store import EventStore, utcnow
@@ -92,7 +92,7 @@ class Submitter:
         # stale claim (the sensor's, or an earlier relay's) is the sensor's to resolve
         return event_id in claim_events(self.store.engine, [event_id], utcnow(), take_over_stale=False)
 
-    def submit_now(self, event_id: int) -> str | None:
+    def submit_now(self, event_id: int, launched_by: str = BY_RELAY) -> str | None:
         if not self.claim(event_id):
             return None
         event = self.store.get_event(event_id)
@@ -100,7 +100,7 @@ class Submitter:
         if spec is None:
             return None
         try:
-            run_id = dagster_gql.launch_job(spec.job_name, event_run_tags(event), timeout=LAUNCH_TIMEOUT)
+            run_id = dagster_gql.launch_job(spec.job_name, event_run_tags(event, launched_by), timeout=LAUNCH_TIMEOUT)
         except (dagster_gql.DagsterUnavailable, dagster_gql.LaunchFailed) as exc:
             log.warning("event %s not submitted (%s); the sensor will dispatch it", event_id, exc)
             return None

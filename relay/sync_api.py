@@ -19,16 +19,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from carinho_pipelines.queues import LOW, QUEUES
+from carinho_pipelines import settings, tags as run_tag
 
 from . import dagster_gql
-from .apikeys import audit, require_scope
+from .apikeys import audit, launched_by, require_scope
 from .errors import ApiError, invalid
 
 SAO_PAULO = ZoneInfo("America/Sao_Paulo")
-SYNC_TAG = "carinho/sync"
-#: the first day of operacao_financeiro's partitions
-FIRST_PARTITION = dt.date(2025, 1, 1)
+SYNC_TAG = run_tag.SYNC
 
 #: name → schedule; the same as carinho_pipelines.syncs (a test keeps the two equal; this
 #: copy spares the relay importing dagster)
@@ -47,13 +45,7 @@ _instances: dict[str, Any] = {}
 _lock = threading.Lock()
 
 
-def run_tags(name: str) -> dict[str, str]:
-    return {
-        "carinho/queue": LOW,
-        SYNC_TAG: name,
-        "dagster/priority": str(QUEUES[LOW].priority),
-        "carinho/dlq": "open",
-    }
+run_tags = run_tag.sync_run_tags
 
 
 def instance() -> Any:
@@ -98,13 +90,13 @@ def _iso(stamp: float | dt.datetime | None) -> str | None:
 
 
 def _trigger(tags: dict[str, str]) -> str:
-    if tags.get("dagster/parent_run_id"):
+    if tags.get(run_tag.PARENT_RUN_ID):
         return "re-execution"
-    if tags.get("dagster/schedule_name"):
+    if tags.get(run_tag.SCHEDULE_NAME):
         return "schedule"
-    if tags.get("dagster/backfill"):
+    if tags.get(run_tag.BACKFILL):
         return "backfill"
-    return tags.get("carinho/trigger") or "other"
+    return tags.get(run_tag.TRIGGER) or "other"
 
 
 def _run_details(inst: Any, run_id: str, failed: bool) -> tuple[dict[str, int], list[str]]:
@@ -145,9 +137,10 @@ def list_runs(name: str, limit: int) -> dict[str, Any]:
         runs.append({
             "run_id": run.run_id,
             "status": status,
-            "partition": run.tags.get("dagster/partition"),
+            "partition": run.tags.get(run_tag.PARTITION),
             "trigger": _trigger(run.tags),
-            "dlq": run.tags.get("carinho/dlq"),
+            "dlq": run.tags.get(run_tag.DLQ),
+            "launched_by": run.tags.get(run_tag.LAUNCHED_BY),
             "created_at": _iso(record.create_timestamp),
             "started_at": _iso(record.start_time),
             "finished_at": _iso(record.end_time),
@@ -197,7 +190,8 @@ async def run_sync(request: Request) -> JSONResponse:
         raise ApiError(409, "sync_running", f"{name} is already {running.status.value.lower()}",
                        run_id=running.run_id, run_url=dagster_gql.run_url(running.run_id))
 
-    tags = {**run_tags(name), "carinho/trigger": "manual", "carinho/requested_by": key.name}
+    tags = {**run_tags(name), run_tag.TRIGGER: "manual", run_tag.REQUESTED_BY: key.name,
+            run_tag.LAUNCHED_BY: launched_by(request, key)}
     try:
         run_id = await run_in_threadpool(dagster_gql.launch_job, name, tags, None, partition)
     except dagster_gql.DagsterUnavailable as exc:
@@ -241,6 +235,7 @@ def _partition(name: str, body: dict[str, Any]) -> str | None:
         day = None
     if day is None:
         raise invalid("date", "expected YYYY-MM-DD")
-    if not FIRST_PARTITION <= day <= today:
-        raise invalid("date", f"must be from {FIRST_PARTITION.isoformat()} to today ({today.isoformat()})")
+    first = settings.go_live_date()
+    if not first <= day <= today:
+        raise invalid("date", f"must be from {first.isoformat()} (CARINHO_GO_LIVE_DATE) to today ({today.isoformat()})")
     return day.isoformat()

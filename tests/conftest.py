@@ -11,6 +11,9 @@ import sqlalchemy as sa
 
 from carinho_pipelines import settings
 
+#: the suite fails if a process it started outlives it (tests/leftovers.py)
+pytest_plugins = ["tests.leftovers"]
+
 #: an admin connection to the PostgreSQL server the tests create their databases on
 PG_ADMIN_URL = os.environ.get("CARINHO_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 

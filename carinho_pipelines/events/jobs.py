@@ -24,6 +24,7 @@ from dagster import DependencyDefinition
 from sqlalchemy.exc import OperationalError
 
 from carinho_pipelines import breakers, tags
+from carinho_pipelines.dlq import dlq_on_failure
 from carinho_pipelines.settings import SYSTEMS
 from carinho_pipelines.catalogue import CATALOGUE, Action, EventType
 from carinho_pipelines.errors import ActionError
@@ -130,7 +131,7 @@ def action_op(action: Action) -> OpDefinition:
             outs={"result": Out(Nothing)},
             compute_fn=compute,
             required_resource_keys=_resource_keys(action),
-            tags={"carinho/destination": action.destination},
+            tags={tags.DESTINATION: action.destination},
         )
     return _OPS[action.name]
 
@@ -150,12 +151,13 @@ def event_job(event_type: EventType) -> JobDefinition:
         executor_def=in_process_executor,
         op_retry_policy=retry_policy(event_type.queue),
         tags={tags.EVENT_TYPE: event_type.name, tags.QUEUE: event_type.queue},
+        hooks={dlq_on_failure},
     )
 
 
 EVENT_JOBS: dict[str, JobDefinition] = {name: event_job(spec) for name, spec in CATALOGUE.items()}
 
 
-def run_tags(event: dict[str, Any]) -> dict[str, str]:
+def run_tags(event: dict[str, Any], launched_by: str = tags.BY_DISPATCH_SENSOR) -> dict[str, str]:
     """The tags of an event's run (set by the sensor and by direct submission)."""
-    return tags.event_run_tags(event)
+    return tags.event_run_tags(event, launched_by)

@@ -5,17 +5,21 @@ auto-reply guard."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
+from carinho_pipelines import tags
 from carinho_pipelines.errors import ActionError
 from relay.store import Envelope, EventStore, Ingested, as_utc, utcnow
 from relay.tables import auto_reply_guard, event_actions, events, whatsapp_outbox
 
 #: ledger statuses after which an action is never run again
 DONE = ("succeeded", "skipped", "held")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -80,8 +84,23 @@ def record_failure(store: EventStore, event_id: int, action: str, error: ActionE
 
 
 def emit_event(store: EventStore, env: Envelope) -> Ingested:
-    """Store an event the hub itself creates (idempotent on source + key)."""
-    return store.ingest(env)
+    """Store an event the hub itself creates (idempotent on source + key).
+
+    With direct submission on, a new event that is due now (a lead from an unknown
+    WhatsApp phone, say) has its run submitted at once, as the relay does for the events
+    it receives, instead of waiting up to a sensor tick (5 s: the whole SLA of
+    ``integrations-high``). Delayed events, duplicates and a failed submission are the
+    dispatch sensor's, as ever."""
+    from relay import submit
+
+    stored = store.ingest(env)
+    if submit.enabled() and not stored.duplicate and env.available_at is None:
+        try:
+            submit.Submitter(store).submit_now(stored.event_id, launched_by=tags.BY_EVENT_RUN)
+        except Exception:  # noqa: BLE001 - the event is stored; the sensor will dispatch it
+            log.exception("direct submission of derived event %s failed; the sensor will dispatch it",
+                          stored.event_id)
+    return stored
 
 
 # -- dispatch -----------------------------------------------------------------------

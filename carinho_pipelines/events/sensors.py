@@ -17,6 +17,7 @@ from dagster import (
 from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 
 from carinho_pipelines import tags
+from carinho_pipelines.dlq import dlq_on_failure
 from carinho_pipelines.queues import NOTIFICATIONS, QUEUES
 from relay.store import utcnow
 from relay.submit import claim_events
@@ -90,6 +91,7 @@ def send_held_whatsapp_messages(context) -> None:
     name="flush_whatsapp_outbox",
     executor_def=in_process_executor,
     tags={tags.QUEUE: NOTIFICATIONS, tags.PRIORITY: str(QUEUES[NOTIFICATIONS].priority)},
+    hooks={dlq_on_failure},
     description="Send WhatsApp messages held in the outbox during an outage.",
 )
 def flush_whatsapp_outbox():
@@ -114,4 +116,4 @@ def whatsapp_outbox_sensor(context: SensorEvaluationContext, event_store: EventS
         return SkipReason("a flush is already running")
     if not whatsapp.instance_ready(zapi, fresh=True):
         return SkipReason("messages held: WhatsApp still unavailable")
-    return RunRequest(run_key=None, tags={tags.DLQ: "open"})
+    return RunRequest(run_key=None, tags={tags.LAUNCHED_BY: tags.BY_OUTBOX_SENSOR})

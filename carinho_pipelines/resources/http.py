@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import ssl
 import threading
 import time
@@ -25,7 +24,7 @@ from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field, PrivateAttr
 
 from ..errors import ERROR, UNAVAILABLE, ActionError, error_class_for_status, parse_retry_after, summarize_body
-from ..privacy import mask_email, mask_phone
+from ..privacy import mask_in_text, pii_values
 from ..log_redaction import install_log_redaction, redact, register_secret
 
 __all__ = [
@@ -165,6 +164,8 @@ class HttpResource(ConfigurableResource):
         request_id = sent_headers.get("X-Request-ID")
         where = f"{method} {redact(urlsplit(path).path or path)}"
         clean_params = {k: v for k, v in (params or {}).items() if v is not None} or None
+        # personal data the hub sent, masked wherever the answer quotes it back
+        known = pii_values({"params": clean_params or {}, "body": json_body if content is None else _json_or_none(content)})
         started = time.monotonic()
         try:
             response = self.client.request(
@@ -192,9 +193,9 @@ class HttpResource(ConfigurableResource):
         if error_class is not None:
             raise ActionError(
                 error_class,
-                f"{where} answered {response.status_code}{_short_reason(response)}",
+                f"{where} answered {response.status_code}{_short_reason(response, known)}",
                 status=response.status_code,
-                response_body=body_summary(response),
+                response_body=body_summary(response, known=known),
                 retry_after=parse_retry_after(response.headers.get("Retry-After")),
                 destination=self.destination,
                 request_id=request_id,
@@ -291,29 +292,35 @@ class InternalApiResource(HttpResource):
         return headers
 
 
-_DIGIT_RUN = re.compile(r"\+?\d[\d\s().-]{7,}\d")
-_EMAIL_IN_TEXT = re.compile(r"[^@\s\"'<>]+@[^@\s\"'<>]+\.[A-Za-z]{2,}")
 
 
-def scrub(text: str) -> str:
-    """Free text from a server, with secrets, phone-like numbers and e-mails masked."""
-    text = redact(text)
-    text = _DIGIT_RUN.sub(lambda m: mask_phone(m.group(0)) or "****", text)
-    return _EMAIL_IN_TEXT.sub(lambda m: mask_email(m.group(0)) or "***", text)
+def _json_or_none(content: bytes) -> Any:
+    """A raw body the hub sent (a signed forward), decoded when it is JSON."""
+    try:
+        return json.loads(content)
+    except ValueError:
+        return None
 
 
-def body_summary(response: httpx.Response, *, limit: int = 1000) -> str | None:
-    """The response body for errors and metadata: JSON masked by key, other text scrubbed."""
+def scrub(text: str, known: list[tuple[str, str]] | tuple = ()) -> str:
+    """Free text from a server, with secrets and the personal data inside it (the values
+    the hub sent, CPFs, phone-like numbers, e-mails) masked; the rest stays readable."""
+    return mask_in_text(redact(text), known)
+
+
+def body_summary(response: httpx.Response, *, limit: int = 1000, known: list[tuple[str, str]] | tuple = ()) -> str | None:
+    """The response body for errors and metadata: JSON masked by key (error texts kept
+    readable, personal data inside them masked), other text scrubbed."""
     text = response.text
     try:
         json.loads(text)
     except ValueError:
-        return summarize_body(scrub(text), limit=limit)
-    return summarize_body(redact(text), limit=limit)
+        return summarize_body(scrub(text, known), limit=limit)
+    return summarize_body(redact(text), limit=limit, known=known)
 
 
-def _short_reason(response: httpx.Response) -> str:
-    """A short human reason from the body (``message``/``error``), never personal data."""
+def _short_reason(response: httpx.Response, known: list[tuple[str, str]] | tuple = ()) -> str:
+    """A short human reason from the body (``message``/``error``), personal data masked."""
     try:
         body = response.json()
     except ValueError:
@@ -322,5 +329,5 @@ def _short_reason(response: httpx.Response) -> str:
         for key in ("error", "message"):
             value = body.get(key)
             if isinstance(value, str) and value:
-                return f": {scrub(value)[:120]}"
+                return f": {scrub(value, known)[:300]}"
     return ""

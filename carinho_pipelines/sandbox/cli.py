@@ -12,6 +12,7 @@ import threading
 from typing import Any
 
 import click
+import httpx
 
 from carinho_pipelines.privacy import mask_payload
 from carinho_pipelines.sandbox.control import DEFAULT_CONTROL_URL, ControlClient, ControlError
@@ -269,15 +270,35 @@ def zapi_receive(phone: str, text: str | None, button_id: str | None, sender_nam
 
 @sandbox.command()
 @click.option("--hub-url", default="http://127.0.0.1:8000", show_default=True, help="the running hub's relay")
-@click.option("--wait", default=10.0, show_default=True, type=float, help="seconds to let the hub work before the summary")
+@click.option("--wait", default=120.0, show_default=True, type=float,
+              help="seconds to wait at most for the hub to finish this round's events")
+@click.option("--api-key", envvar="CARINHO_API_KEY", default=None,
+              help="an operations API key with events:read (default: the one `carinho run` keeps in the data folder)")
 @control_option
-def demo(hub_url: str, wait: float, control_url: str) -> None:
-    """Play a realistic day against a running hub (site lead, WhatsApp, client, service, rating, payment)."""
-    from carinho_pipelines.sandbox.demo import play_day
+def demo(hub_url: str, wait: float, api_key: str | None, control_url: str) -> None:
+    """Play a realistic day against a running hub (site lead, WhatsApp, client, service, rating, payment),
+    wait until the hub has done everything it caused, and report this round."""
+    from carinho_pipelines import settings
+    from carinho_pipelines.sandbox.demo import RoundTimeout, play_day
 
+    if api_key is None:
+        kept = settings.data_dir() / "api_key"
+        if not kept.exists():
+            raise click.ClickException(f"no API key: pass --api-key or set CARINHO_API_KEY (none in {kept})")
+        api_key = kept.read_text().strip()
     try:
-        steps = play_day(hub_url, sandbox=control_url, echo=click.echo, wait=wait)
+        steps, result = play_day(hub_url, sandbox=control_url, echo=click.echo, wait=wait, api_key=api_key)
     except ControlError as exc:
         _fail(exc)
-    if not all(s.ok for s in steps):
+    except RoundTimeout as exc:
+        raise click.ClickException(f"the hub did not finish this round: {exc}") from exc
+    except httpx.HTTPStatusError as exc:
+        raise click.ClickException(f"the hub's operations API answered {exc.response.status_code}: "
+                                   f"{exc.response.text[:200]}") from exc
+    if not all(s.ok for s in steps) or result is None:
+        raise SystemExit(1)
+    problems = [f"{len(result.failed)} evento(s) com falha"] if result.failed else []
+    problems += [f"{q} acima do SLA" for q in result.over_sla()]
+    if problems:
+        click.echo("; ".join(problems), err=True)
         raise SystemExit(1)

@@ -9,6 +9,7 @@ and, at the end, what the hub did in the simulated systems.
 from __future__ import annotations
 
 import json
+import math
 import time
 import uuid
 from collections.abc import Callable
@@ -97,6 +98,134 @@ def _json_or_text(text: str | None) -> Any:
         return text[:200]
 
 
+class RoundTimeout(Exception):
+    """The hub did not finish this round's events in time."""
+
+
+#: event states after which nothing more happens to an event (``scheduled``: stored as
+#: due later, e.g. the feedback request two hours after a service)
+DONE_STATES = frozenset({"succeeded", "failed", "filtered", "scheduled", "archived"})
+#: a round is over when its events are done and no new one appeared for this long (the
+#: simulated phone sends delivery callbacks about a second after each message)
+QUIET_SECONDS = 3.0
+
+
+@dataclass
+class Round:
+    """What the hub did with one play of the day, read from its operations API."""
+
+    events: list[dict[str, Any]]
+    #: queue → received → last action done, in seconds, of the events that ran
+    latencies: dict[str, list[float]]
+    calls: dict[str, int]
+
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        return [e for e in self.events if e["status"] == "failed"]
+
+    def over_sla(self) -> list[str]:
+        from carinho_pipelines.queues import QUEUES
+
+        return [q for q, values in self.latencies.items() if percentile(values, 95) > QUEUES[q].sla_seconds]
+
+
+class _Hub:
+    """The operations API of the hub under test (needs ``events:read``)."""
+
+    def __init__(self, hub_url: str, api_key: str) -> None:
+        self.http = httpx.Client(base_url=hub_url, timeout=10, headers={"X-API-Key": api_key})
+
+    def newest_id(self) -> int:
+        resp = self.http.get("/api/events", params={"per_page": 1})
+        resp.raise_for_status()
+        data = resp.json()["data"]
+        return data[0]["id"] if data else 0
+
+    def events_after(self, event_id: int) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            resp = self.http.get("/api/events", params={"per_page": 200, "page": page})
+            resp.raise_for_status()
+            batch = [e for e in resp.json()["data"] if e["id"] > event_id]
+            out += batch
+            if len(batch) < 200:
+                return out
+            page += 1
+
+    def detail(self, event_id: int) -> dict[str, Any]:
+        resp = self.http.get(f"/api/events/{event_id}")
+        resp.raise_for_status()
+        return resp.json()
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def wait_for_round(hub: _Hub, after_id: int, timeout: float) -> list[dict[str, Any]]:
+    """Every event the round caused (its webhooks, the events the hub derived from them,
+    the phone's delivery callbacks), once all are done; :class:`RoundTimeout` if not
+    within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    seen: set[int] = set()
+    quiet_since = time.monotonic()
+    while True:
+        events = hub.events_after(after_id)
+        ids = {e["id"] for e in events}
+        if ids != seen:
+            seen, quiet_since = ids, time.monotonic()
+        pending = [e for e in events if e["status"] not in DONE_STATES]
+        if events and not pending and time.monotonic() - quiet_since >= QUIET_SECONDS:
+            return events
+        if time.monotonic() > deadline:
+            states = ", ".join(f"{e['id']} {e['event_type']} {e['status']}" for e in pending)
+            raise RoundTimeout(f"not done after {timeout:g}s: {states or 'no event arrived'}")
+        time.sleep(0.5)
+
+
+def _seconds(start: str, end: str) -> float:
+    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+
+
+def measure_round(hub: _Hub, events: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """Per queue, received → last action recorded, for the events that ran."""
+    latencies: dict[str, list[float]] = {}
+    for event in events:
+        if event["status"] not in ("succeeded", "failed"):
+            continue
+        actions = hub.detail(event["id"])["actions"]
+        if actions:
+            done = max(a["updated_at"] for a in actions)
+            latencies.setdefault(event["queue"], []).append(_seconds(event["received_at"], done))
+    return latencies
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+def report_round(result: Round, echo: Callable[[str], None]) -> None:
+    from carinho_pipelines.queues import QUEUES
+
+    states: dict[str, int] = {}
+    for event in result.events:
+        states[event["status"]] = states.get(event["status"], 0) + 1
+    echo(f"Eventos desta rodada: {len(result.events)} ("
+         + ", ".join(f"{n} {state}" for state, n in sorted(states.items())) + ")")
+    echo("Chamadas recebidas pelos sistemas simulados nesta rodada:")
+    for name, count in result.calls.items():
+        echo(f"  {name:22} {count}")
+    echo("Recebido → concluído, por fila (segundos):")
+    echo(f"  {'fila':20} {'eventos':>7} {'p50':>6} {'p95':>6} {'SLA':>5}")
+    for name, values in sorted(result.latencies.items(), key=lambda kv: -QUEUES[kv[0]].priority):
+        sla = QUEUES[name].sla_seconds
+        p95 = percentile(values, 95)
+        verdict = "ok" if p95 <= sla else "ACIMA DO SLA"
+        echo(f"  {name:20} {len(values):>7} {percentile(values, 50):>6.2f} {p95:>6.2f} {sla:>5}  {verdict}")
+
+
 def play_day(
     hub_url: str,
     env: dict[str, str] | None = None,
@@ -104,11 +233,14 @@ def play_day(
     echo: Callable[[str], None] = print,
     wait: float = 0.0,
     auto_callbacks: float | None = 1.0,
-) -> list[Step]:
+    api_key: str | None = None,
+) -> tuple[list[Step], Round | None]:
     """Play the day against ``hub_url``; ``sandbox`` is a :class:`Sandbox` or its control URL.
 
-    ``env`` holds the hub's credentials (default: the sandbox's own ``env()``). ``wait``
-    seconds are given to the hub to process before the summary of what it did.
+    ``env`` holds the hub's credentials (default: the sandbox's own ``env()``). With an
+    operations ``api_key`` (``events:read``), the demo then waits up to ``wait`` seconds
+    for the hub to finish every event of the round (:class:`RoundTimeout` otherwise)
+    and returns what it did; without one it reports the steps only.
     """
     hub_url = hub_url.rstrip("/")
     zapi = _Zapi(sandbox)
@@ -117,6 +249,9 @@ def play_day(
     now = datetime.now(SAO_PAULO)
     steps: list[Step] = []
     http = httpx.Client(timeout=10)
+    hub = _Hub(hub_url, api_key) if api_key else None
+    after_id = hub.newest_id() if hub else 0
+    calls_before = zapi.summary() if hub else {}
 
     def post(name: str, path: str, system: str, body: dict[str, Any]) -> Step:
         raw = json.dumps(body, ensure_ascii=False).encode()
@@ -190,18 +325,19 @@ def play_day(
         "payment_method": "pix", "paid_at": (now + timedelta(minutes=1)).isoformat(),
     })
 
-    if wait > 0:
-        echo(f"… aguardando {wait:g}s para o hub processar")
-        time.sleep(wait)
-    try:
-        summary = zapi.summary()
-        echo("O que o hub fez nos sistemas simulados (chamadas recebidas):")
-        for name, count in summary.items():
-            echo(f"  {name:22} {count}")
-    except Exception as exc:  # noqa: BLE001
-        echo(f"(sem resumo do sandbox: {exc})")
     ok = sum(s.ok for s in steps)
     echo(f"{ok}/{len(steps)} passos aceitos pelo hub")
-    http.close()
-    zapi.close()
-    return steps
+    result = None
+    try:
+        if hub is not None and ok:
+            echo(f"… aguardando o hub concluir esta rodada (até {wait:g}s)")
+            events = wait_for_round(hub, after_id, wait)
+            calls = {name: count - calls_before.get(name, 0) for name, count in zapi.summary().items()}
+            result = Round(events, measure_round(hub, events), calls)
+            report_round(result, echo)
+    finally:
+        http.close()
+        zapi.close()
+        if hub is not None:
+            hub.close()
+    return steps, result

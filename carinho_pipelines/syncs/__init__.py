@@ -1,13 +1,18 @@
 """The four scheduled syncs (CONTRACTS §5) as Dagster assets, jobs, schedules and checks.
 
 Lineage in the UI: what the hub reads from a system is an external asset, what it
-writes is a materialized asset::
+writes is a materialized asset; each asset is in the group of the system that owns
+the data, so the global lineage reads CRM → Operação → Financeiro and Cuidadores → CRM::
 
     crm/pending_schedules        → operacao/schedules                  (crm_operacao, hourly)
+    operacao/schedules ⇢ operacao/completed_services (Operação runs the schedules)
     operacao/completed_services  → financeiro/invoices → operacao/services_billed
                                                                        (operacao_financeiro, daily 23:00, partitioned)
     crm/pending_billing_setups   → financeiro/billing_setups           (crm_financeiro, 06:00 and 18:00)
     cuidadores/pending_updates   → crm/caregiver_updates               (cuidadores_crm, every 4 h)
+
+A sync is found by name as its job, and as the asset tag ``carinho/sync=<name>`` on
+every asset it reads or writes.
 
 ``defs`` has no resources: the code location adds ``build_resources()`` and
 ``sync_ledger`` (:class:`SyncLedgerResource`).

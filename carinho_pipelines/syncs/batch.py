@@ -7,12 +7,18 @@ A feed is a list of JSON objects; the frame keeps each item's original object in
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from dagster import MetadataValue, TableColumn, TableRecord, TableSchema
 
 from ..privacy import mask_payload
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# pandas is imported where a batch is framed, not with this module: every process that
+# loads the code location (the code server, each warm run worker) would otherwise carry
+# ~60 MB of pandas + numpy that only sync runs use.
 
 ITEM = "_item"
 #: rows shown in a materialization's preview
@@ -21,6 +27,8 @@ PREVIEW_ROWS = 20
 
 def to_frame(items: Iterable[dict[str, Any]], columns: Sequence[str]) -> pd.DataFrame:
     """One row per item with at least ``columns`` (missing fields are null)."""
+    import pandas as pd
+
     rows = [item if isinstance(item, dict) else {"id": None} for item in items]
     frame = pd.DataFrame.from_records(rows) if rows else pd.DataFrame()
     for column in columns:
@@ -41,6 +49,8 @@ def validate(
     frame: pd.DataFrame, required: Sequence[str], numeric: Sequence[str] = ()
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(valid, invalid)``; ``invalid`` has a ``reason`` naming the fields at fault."""
+    import pandas as pd
+
     reasons = pd.Series("", index=frame.index, dtype=object)
     for column in required:
         missing = _blank(frame[column])

@@ -12,9 +12,8 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -26,24 +25,18 @@ from dagster import (
     MetadataValue,
 )
 
+from .. import tags
 from ..errors import ActionError
-from ..queues import LOW, QUEUES
 from . import batch
 from .engine import Caller, Item, Outcome, SyncConfig, sync_items
 from .ledger import SyncLedger, SyncLedgerResource
 
+if TYPE_CHECKING:
+    import pandas as pd  # imported by .batch when a sync runs, not at code-location load
+
 LEDGER_KEY = "sync_ledger"
-SYNC_TAG = "carinho/sync"
-
-
-def run_tags(sync: str) -> dict[str, str]:
-    """Tags of every run of a sync (queue limits, DLQ state, priority)."""
-    return {
-        "carinho/queue": LOW,
-        SYNC_TAG: sync,
-        "dagster/priority": str(QUEUES[LOW].priority),
-        "carinho/dlq": "open",
-    }
+SYNC_TAG = tags.SYNC
+run_tags = tags.sync_run_tags
 
 
 @dataclass
@@ -120,6 +113,8 @@ def run_sync(
         skipped_at_source = valid.loc[at_source, "id"].astype(str).tolist()
         valid = valid.loc[~at_source]
     if len(invalid):
+        import pandas as pd
+
         invalid_ids = [str(i) for i in invalid["id"].tolist() if i is not None and not pd.isna(i)]
         ledger.seen(spec.name, invalid_ids, partition_key)
         context.log.warning(f"{spec.name}: {len(invalid)} invalid item(s) not sent: " + "; ".join(
@@ -252,3 +247,11 @@ def stale_pending_check(spec_key: AssetKey, noun: str, max_age: dt.timedelta) ->
 
 def _natural(value: str) -> tuple[int, str]:
     return (0, f"{int(value):020d}") if value.isdigit() else (1, value)
+
+
+def system_group(key: AssetKey) -> str:
+    """The asset group of a sync's asset: the system that owns the data (the first part
+    of its key: ``crm``, ``operacao``, ``financeiro``, ``cuidadores``), so the global
+    lineage reads as data flowing between systems; the sync itself is the asset tag
+    ``carinho/sync`` and the job of the same name."""
+    return key.path[0]

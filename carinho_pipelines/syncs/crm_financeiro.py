@@ -12,8 +12,9 @@ from typing import Any
 
 from dagster import AssetExecutionContext, AssetKey, AssetSpec, multi_asset
 
+from .. import tags
 from ..resources import CrmResource, FinanceiroResource
-from .common import SyncSpec, run_sync, stale_pending_check
+from .common import SyncSpec, run_sync, stale_pending_check, system_group
 from .engine import Item, SyncConfig, wire_id
 from .ledger import SyncLedgerResource
 
@@ -23,7 +24,8 @@ TARGET_KEY = AssetKey(["financeiro", "billing_setups"])
 
 source = AssetSpec(
     SOURCE_KEY,
-    group_name=NAME,
+    group_name=system_group(SOURCE_KEY),
+    tags={tags.SYNC: NAME},
     description="Signed contracts in the CRM without billing yet (CRM `GET /api/v1/sync/pending-billing-setup`: "
     "id (contract), client_id, billing_type, value, payment_method). Owned by the CRM; the hub only reads it.",
     metadata={"owner_system": "crm", "endpoint": "GET /api/v1/sync/pending-billing-setup"},
@@ -87,7 +89,8 @@ SPEC = SyncSpec(
         AssetSpec(
             TARGET_KEY,
             deps=[SOURCE_KEY],
-            group_name=NAME,
+            group_name=system_group(TARGET_KEY),
+            tags={tags.SYNC: NAME},
             description="Billing setups the hub created in Financeiro for signed CRM contracts "
             "(`POST /api/billing/setup`), each confirmed back to the CRM with the Financeiro id. "
             "Owned by Financeiro; written at 06:00 and 18:00 by the hub.",
@@ -97,7 +100,7 @@ SPEC = SyncSpec(
         )
     ],
     check_specs=list(SPEC.check_specs),
-    op_tags={"carinho/sync": NAME},
+    op_tags={tags.SYNC: NAME},
 )
 def crm_financeiro(
     context: AssetExecutionContext,

@@ -12,8 +12,9 @@ from typing import Any
 
 from dagster import AssetExecutionContext, AssetKey, AssetSpec, multi_asset
 
+from .. import tags
 from ..resources import CrmResource, OperacaoResource
-from .common import SyncSpec, run_sync, stale_pending_check
+from .common import SyncSpec, run_sync, stale_pending_check, system_group
 from .engine import Item, SyncConfig, wire_id
 from .ledger import SyncLedgerResource
 
@@ -23,7 +24,8 @@ TARGET_KEY = AssetKey(["operacao", "schedules"])
 
 source = AssetSpec(
     SOURCE_KEY,
-    group_name=NAME,
+    group_name=system_group(SOURCE_KEY),
+    tags={tags.SYNC: NAME},
     description="Contracts converted in the CRM waiting for a schedule in Operação "
     "(CRM `GET /api/v1/sync/pending-schedules`: id, client_id, contract_id, service_type, "
     "start_date, end_date, preferences). Owned by the CRM; the hub only reads it.",
@@ -94,7 +96,8 @@ SPEC = SyncSpec(
         AssetSpec(
             TARGET_KEY,
             deps=[SOURCE_KEY],
-            group_name=NAME,
+            group_name=system_group(TARGET_KEY),
+            tags={tags.SYNC: NAME},
             description="Schedules the hub created in Operação from the CRM's converted contracts "
             "(`POST /api/v1/schedules`), each confirmed back to the CRM (`POST /api/v1/sync/confirm/{id}`). "
             "Owned by Operação; written hourly by the hub.",
@@ -104,7 +107,7 @@ SPEC = SyncSpec(
         )
     ],
     check_specs=list(SPEC.check_specs),
-    op_tags={"carinho/sync": NAME},
+    op_tags={tags.SYNC: NAME},
 )
 def crm_operacao(
     context: AssetExecutionContext,

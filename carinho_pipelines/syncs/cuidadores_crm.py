@@ -12,8 +12,9 @@ from typing import Any
 
 from dagster import AssetExecutionContext, AssetKey, AssetSpec, multi_asset
 
+from .. import tags
 from ..resources import CrmResource, CuidadoresResource
-from .common import SyncSpec, run_sync, stale_pending_check
+from .common import SyncSpec, run_sync, stale_pending_check, system_group
 from .engine import Item, SyncConfig
 from .ledger import SyncLedgerResource
 
@@ -23,7 +24,8 @@ TARGET_KEY = AssetKey(["crm", "caregiver_updates"])
 
 source = AssetSpec(
     SOURCE_KEY,
-    group_name=NAME,
+    group_name=system_group(SOURCE_KEY),
+    tags={tags.SYNC: NAME},
     description="Caregiver changes in Cuidadores not yet synced (Cuidadores `GET /api/v1/sync/pending-updates`: "
     "id, caregiver_id, changes, updated_at). Owned by Cuidadores; the hub only reads it.",
     metadata={"owner_system": "cuidadores", "endpoint": "GET /api/v1/sync/pending-updates"},
@@ -95,7 +97,8 @@ SPEC = SyncSpec(
         AssetSpec(
             TARGET_KEY,
             deps=[SOURCE_KEY],
-            group_name=NAME,
+            group_name=system_group(TARGET_KEY),
+            tags={tags.SYNC: NAME},
             description="Caregiver updates the hub delivered to the CRM as `caregiver.updated` events "
             "(CRM event inbox), each confirmed back to Cuidadores. Owned by the CRM; written every 4 h by the hub.",
             metadata={"owner_system": "crm", "endpoint": "POST /api/v1/webhooks/events"},
@@ -104,7 +107,7 @@ SPEC = SyncSpec(
         )
     ],
     check_specs=list(SPEC.check_specs),
-    op_tags={"carinho/sync": NAME},
+    op_tags={tags.SYNC: NAME},
 )
 def cuidadores_crm(
     context: AssetExecutionContext,

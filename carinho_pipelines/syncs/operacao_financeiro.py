@@ -24,8 +24,10 @@ from dagster import (
     multi_asset,
 )
 
+from .. import settings, tags
 from ..resources import FinanceiroResource, OperacaoResource
-from .common import Batch, SyncSpec, run_sync
+from .crm_operacao import TARGET_KEY as SCHEDULES_KEY
+from .common import Batch, SyncSpec, run_sync, system_group
 from .engine import Item, SyncConfig, wire_id
 from .ledger import SyncLedgerResource
 
@@ -36,13 +38,16 @@ BILLED_KEY = AssetKey(["operacao", "services_billed"])
 DUE_IN_DAYS = 3
 TIMEZONE = "America/Sao_Paulo"
 
-#: one partition per day; ``end_offset=1`` makes today a partition, so the 23:00 run
-#: invoices the services completed today
-partitions = DailyPartitionsDefinition(start_date="2025-01-01", timezone=TIMEZONE, end_offset=1)
+#: one partition per day from the go-live date (``CARINHO_GO_LIVE_DATE``); ``end_offset=1``
+#: makes today a partition, so the 23:00 run invoices the services completed today
+partitions = DailyPartitionsDefinition(start_date=settings.go_live_date().isoformat(), timezone=TIMEZONE, end_offset=1)
 
 source = AssetSpec(
     SOURCE_KEY,
-    group_name=NAME,
+    # the services Operação completes are the schedules it runs (written by crm_operacao)
+    deps=[SCHEDULES_KEY],
+    group_name=system_group(SOURCE_KEY),
+    tags={tags.SYNC: NAME},
     partitions_def=partitions,
     description="Services Operação completed on a day (`GET /api/v1/services/completed?date=YYYY-MM-DD`: id, "
     "client_id, service_type, hours, hourly_rate, total, extras, completed_at, billed). Owned by Operação; "
@@ -159,7 +164,8 @@ SPEC = SyncSpec(
         AssetSpec(
             INVOICES_KEY,
             deps=[SOURCE_KEY],
-            group_name=NAME,
+            group_name=system_group(INVOICES_KEY),
+            tags={tags.SYNC: NAME},
             description="Invoices the hub created in Financeiro for the day's completed services "
             "(`POST /api/invoices`: client_id, operacao_service_id, items, due_date = day + 3). "
             "Owned by Financeiro; written daily at 23:00 by the hub, one partition per day.",
@@ -170,7 +176,8 @@ SPEC = SyncSpec(
         AssetSpec(
             BILLED_KEY,
             deps=[INVOICES_KEY],
-            group_name=NAME,
+            group_name=system_group(BILLED_KEY),
+            tags={tags.SYNC: NAME},
             description="The billed marks the hub set in Operação with each service's invoice id "
             "(`PUT /api/v1/services/{id}/billed`). A mark that failed is retried on the next run "
             "without invoicing again. Owned by Operação.",
@@ -180,7 +187,7 @@ SPEC = SyncSpec(
         ),
     ],
     check_specs=[invoice_check],
-    op_tags={"carinho/sync": NAME},
+    op_tags={tags.SYNC: NAME},
 )
 def operacao_financeiro(
     context: AssetExecutionContext,

@@ -17,6 +17,8 @@ from dagster import (
     schedule,
 )
 
+from .. import settings, tags
+from ..dlq import dlq_on_failure
 from ..queues import LOW, QUEUES
 from . import crm_financeiro, crm_operacao, cuidadores_crm, operacao_financeiro
 from .checks import freshness_checks
@@ -45,6 +47,7 @@ def sync_job(name: str):  # an unresolved asset job: resources come with the cod
         description=f"{module.__doc__.strip().splitlines()[0]} Schedule: `{cron}` ({TIMEZONE}).",
         tags=run_tags(name),
         executor_def=in_process_executor,
+        hooks={dlq_on_failure},
     )
 
 
@@ -62,7 +65,7 @@ freshness_job = define_asset_job(
     name="sync_freshness",
     selection=_FRESHNESS_SELECTION,
     description="Checks that each sync's last successful run is recent enough.",
-    tags={"carinho/queue": LOW, "dagster/priority": str(QUEUES[LOW].priority)},
+    tags={tags.QUEUE: LOW, tags.PRIORITY: str(QUEUES[LOW].priority)},
     executor_def=in_process_executor,
 )
 
@@ -75,6 +78,7 @@ def _schedule(name: str) -> ScheduleDefinition:
         execution_timezone=TIMEZONE,
         default_status=DefaultScheduleStatus.RUNNING,
         description=f"Runs `{name}` at `{SYNCS[name][1]}` ({TIMEZONE}).",
+        tags={tags.LAUNCHED_BY: tags.BY_SCHEDULE},
     )
 
 
@@ -91,8 +95,11 @@ def operacao_financeiro_schedule(context: ScheduleEvaluationContext) -> Iterator
     at = context.scheduled_execution_time or dt.datetime.now(dt.timezone.utc)
     today = at.astimezone(ZoneInfo(TIMEZONE)).date()
     for day in (today - dt.timedelta(days=1), today):
+        if day < settings.go_live_date():  # the first day has no yesterday
+            continue
         key = day.isoformat()
-        yield RunRequest(run_key=f"{key}@{at.isoformat()}", partition_key=key)
+        yield RunRequest(run_key=f"{key}@{at.isoformat()}", partition_key=key,
+                         tags={tags.LAUNCHED_BY: tags.BY_SCHEDULE})
 
 
 freshness_schedule = ScheduleDefinition(
@@ -102,6 +109,7 @@ freshness_schedule = ScheduleDefinition(
     execution_timezone=TIMEZONE,
     default_status=DefaultScheduleStatus.RUNNING,
     description="Evaluates the syncs' freshness checks hourly (the 07:30 checklist reads them).",
+    tags={tags.LAUNCHED_BY: tags.BY_SCHEDULE},
 )
 
 schedules = [

@@ -14,6 +14,7 @@ from dagster import DagsterInstance, RunsFilter
 
 from carinho_pipelines import tags
 from carinho_pipelines.instance import celery_worker_commands, prepare_dagster_home
+from carinho_pipelines.supervisor import celery_worker_answers
 from tests.support import free_port
 
 PHONE = "5511977775555"
@@ -48,8 +49,9 @@ def celery_stack(stack, tmp_path_factory):
                 os.killpg(w.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        try:
-            os.killpg(broker.pid, signal.SIGKILL)
+        try:  # the broker running now: a test may have replaced the first one
+            os.killpg(stack.broker.pid, signal.SIGKILL)
+            stack.broker.wait(timeout=10)
         except ProcessLookupError:
             pass
         stack.kill_daemon()
@@ -92,13 +94,18 @@ def test_a_worker_killed_mid_run_is_detected_and_the_run_redriven(celery_stack):
     redis = shutil.which("redis-server")
     stack.broker = subprocess.Popen([redis, "--port", str(stack.broker_port), "--bind", "127.0.0.1", "--save", "",
                                      "--appendonly", "no"], stdout=subprocess.DEVNULL, start_new_session=True)
-    time.sleep(3)  # workers reconnect
+    reconnected = celery_worker_answers(f"redis://127.0.0.1:{stack.broker_port}/0", "carinho-integrations-high.")
+    deadline = time.monotonic() + 60
+    while not reconnected():
+        assert time.monotonic() < deadline, "the workers did not reconnect to the new broker"
+        time.sleep(0.3)
     stack.sb.latency("crm", 8)
+    crm_calls = len(stack.sb.calls("crm"))
     event_id = _lead(stack, "Eva")
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not any(r.status.value == "STARTED" for r in _runs(stack, event_id)):
-        time.sleep(0.3)
-    time.sleep(1)
+    while len(stack.sb.calls("crm")) == crm_calls:  # the run is inside its first CRM call
+        assert time.monotonic() < deadline, "the run never reached the CRM"
+        time.sleep(0.1)
     high = stack.workers[0]  # the integrations-high worker: kill its pool processes mid-run
     children = subprocess.run(["pgrep", "-P", str(high.pid)], capture_output=True, text=True).stdout.split()
     for pid in children:

@@ -1,11 +1,12 @@
 """UI parity: a re-execution launched from the Dagster UI (from failure) is seen by the
-DLQ exactly like one launched through the API; and the `carinho dlq` CLI."""
+DLQ exactly like one launched through the API; and `carinho dlq migrate-tags`, which
+brings runs tagged before "the DLQ tag means the DLQ" in line."""
 
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from dagster import DagsterInstance, ReexecutionOptions, build_reconstructable_job, execute_job
+from dagster import DagsterInstance, ReexecutionOptions, RunsFilter, build_reconstructable_job, execute_job
 
 from carinho_pipelines import dlq, tags
 from carinho_pipelines.cli import main
@@ -30,6 +31,7 @@ def _run(hub, instance, event_id, **kwargs):
         # the UI's re-execution copies the parent's tags and links parent/root;
         # execute_job does not, so the test gives them explicitly
         parent = kwargs["reexecution_options"].parent_run_id
+        run_tags_.update({k: v for k, v in instance.get_run_by_id(parent).tags.items() if k.startswith("carinho/")})
         run_tags_.update({"dagster/parent_run_id": parent, "dagster/root_run_id": parent})
     kwargs["tags"] = run_tags_
     with execute_job(job, instance=instance, raise_on_error=False, **kwargs) as result:
@@ -48,22 +50,43 @@ def test_a_ui_reexecution_from_failure_takes_the_item_out_of_the_dlq(hub, instan
     assert dlq.failed_runs(instance) == []
     assert dlq.reconcile(instance) == [parent]
     assert instance.get_run_by_id(parent).tags[tags.DLQ] == "replayed"
+    # the UI copied the parent's tags, DLQ state and launcher included; both are put right
+    assert instance.get_run_by_id(child).tags[tags.LAUNCHED_BY] == "dagster_ui"
+    assert set(dlq.clear_failure_tags(instance, instance.get_run_by_id(child))) == {
+        tags.DLQ, dlq.ERROR_CLASS_TAG, dlq.FAILED_OPS_TAG, dlq.DESTINATIONS_TAG}
+    assert not set(tags.FAILURE_TAGS) & set(instance.get_run_by_id(child).tags)
     assert [c["status"] for c in hub.calls("crm", "POST", "/api/v1/webhooks/events")] == [422, 202]
 
 
-def test_cli_lists_shows_and_archives(hub, instance):
+def test_migrate_tags_fixes_runs_tagged_before_the_dlq_tag_meant_the_dlq(hub, instance, tmp_path):
+    # what runs looked like before: every run launched with carinho/dlq=open, and
+    # re-executions with empty error tags
+    legacy = {tags.DLQ: "open", dlq.ERROR_CLASS_TAG: "", dlq.FAILED_OPS_TAG: "", dlq.DESTINATIONS_TAG: ""}
+    ok_id, ok = _run(hub, instance, hub.event("lead.updated", "crm", {"id": 3}))
+    assert ok
+    instance.add_run_tags(ok_id, legacy)
     hub.sb.fail("crm", status=422, count=1)
-    eid = hub.event("lead.updated", "crm", {"id": 2})
-    run_id, ok = _run(hub, instance, eid)
+    failed_id, ok = _run(hub, instance, hub.event("lead.updated", "crm", {"id": 4}))
     assert not ok
+    dlq.remove_run_tags(instance, failed_id, [tags.DLQ])  # a failure the old sensor never tagged
+    instance.add_run_tags(failed_id, {dlq.DESTINATIONS_TAG: ""})
+    open_runs = lambda: {r.run_id for r in instance.get_runs(filters=RunsFilter(tags={tags.DLQ: "open"}))}  # noqa: E731
+    assert open_runs() == {ok_id}
+
     runner = CliRunner()
-    listed = runner.invoke(main, ["dlq", "list"])
-    assert listed.exit_code == 0, listed.output
-    assert run_id in listed.output and "invalid" in listed.output and "1 item(s)" in listed.output
-    shown = runner.invoke(main, ["dlq", "show", run_id])
-    assert '"error_class": "invalid"' in shown.output
-    assert runner.invoke(main, ["dlq", "archive", run_id, "--reason", " "]).exit_code != 0
-    archived = runner.invoke(main, ["dlq", "archive", run_id, "--reason", "lead apagado no CRM"])
-    assert archived.exit_code == 0, archived.output
-    assert "0 item(s)" in runner.invoke(main, ["dlq", "list"]).output
-    assert instance.get_run_by_id(run_id).tags[dlq.ARCHIVE_REASON] == "lead apagado no CRM"
+    migrated = runner.invoke(main, ["dlq", "migrate-tags"])
+    assert migrated.exit_code == 0, migrated.output
+    assert "1 successful run(s) cleared of DLQ tags, 1 failed run(s) put in the DLQ" in migrated.output
+    assert not set(tags.FAILURE_TAGS) & set(instance.get_run_by_id(ok_id).tags)
+    failed = instance.get_run_by_id(failed_id).tags
+    assert failed[tags.DLQ] == "open" and failed[dlq.ERROR_CLASS_TAG] == "invalid"
+    assert failed[dlq.DESTINATIONS_TAG] == "crm"
+    assert open_runs() == {r.run_id for r in dlq.failed_runs(instance)} == {failed_id}
+    again = runner.invoke(main, ["dlq", "migrate-tags"])
+    assert "0 successful run(s) cleared of DLQ tags, 0 failed run(s) put in the DLQ, 0 with empty tags" in again.output
+
+
+def test_migrate_tags_needs_the_hubs_dagster_home(monkeypatch):
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    result = CliRunner().invoke(main, ["dlq", "migrate-tags"])
+    assert result.exit_code != 0 and "DAGSTER_HOME is not set" in result.output

@@ -27,7 +27,7 @@ def test_one_run_request_per_due_event_keyed_by_event_id_with_queue_tags(hub):
     assert request.run_key == str(lead) and request.job_name == "event_lead_created"
     assert {k: v for k, v in request.tags.items() if not k.startswith("dagster/sensor")} == {
         tags.EVENT_ID: str(lead), tags.EVENT_TYPE: "lead.created", tags.SOURCE: "site",
-        tags.QUEUE: "integrations-high", tags.PRIORITY: "10", tags.DLQ: "open", tags.CELERY_QUEUE: "integrations-high",
+        tags.QUEUE: "integrations-high", tags.PRIORITY: "10", tags.LAUNCHED_BY: "dispatch_sensor", tags.CELERY_QUEUE: "integrations-high",
     }
     assert result.cursor == str(lead)
     assert later not in [int(r.run_key) for r in result.run_requests]

@@ -77,15 +77,20 @@ class Mon:
 
     def run_event(self, event_id: int, queue: str = "integrations", fail: bool = False) -> str:
         """A real run of an event (tags as the dispatch sensor sets them), marked dispatched."""
-        run_tags = {tags.EVENT_ID: str(event_id), tags.QUEUE: queue, tags.DLQ: "open", "test/fail": "yes" if fail else "no"}
+        run_tags = {tags.EVENT_ID: str(event_id), tags.QUEUE: queue, "test/fail": "yes" if fail else "no"}
         result = hub_test_job.execute_in_process(instance=self.instance, tags=run_tags, raise_on_error=False)
+        if fail:  # what the DLQ failure hook / sensor does
+            self.instance.add_run_tags(result.run_id, {tags.DLQ: "open"})
         with self.store.engine.begin() as conn:
             conn.execute(events.update().where(events.c.id == event_id).values(run_id=result.run_id, dispatched_at=utcnow()))
         return result.run_id
 
     def run_sync(self, name: str, fail: bool = False) -> str:
-        run_tags = {tags.SYNC: name, tags.QUEUE: "integrations-low", tags.DLQ: "open", "test/fail": "yes" if fail else "no"}
-        return hub_test_job.execute_in_process(instance=self.instance, tags=run_tags, raise_on_error=False).run_id
+        run_tags = {tags.SYNC: name, tags.QUEUE: "integrations-low", "test/fail": "yes" if fail else "no"}
+        run_id = hub_test_job.execute_in_process(instance=self.instance, tags=run_tags, raise_on_error=False).run_id
+        if fail:
+            self.instance.add_run_tags(run_id, {tags.DLQ: "open"})
+        return run_id
 
     def failed_run(self, dlq: str = "open", **kwargs) -> str:
         """A failed run record (no execution) — a DLQ item as the instance stores it."""

@@ -8,7 +8,7 @@ from carinho_pipelines.sandbox.demo import play_day
 
 def test_play_day_against_a_recording_hub(sb: Sandbox, hub) -> None:
     lines: list[str] = []
-    steps = play_day(hub.url, sb.env(), sb, echo=lines.append, auto_callbacks=None)
+    steps, _ = play_day(hub.url, sb.env(), sb, echo=lines.append, auto_callbacks=None)
     assert all(s.ok for s in steps), [(s.name, s.status, s.error) for s in steps]
     by_path: dict[str, list[dict]] = {}
     for r in hub.received():
@@ -44,7 +44,7 @@ def test_play_day_against_a_recording_hub(sb: Sandbox, hub) -> None:
 def test_play_day_through_the_control_url_and_signing(sb: Sandbox, hub) -> None:
     env = sb.env()
     env["CARINHO_FINANCEIRO_WEBHOOK_SECRET"] = "whsec_c2VjcmV0LWtleS1mb3ItdGhlLWRlbW8="
-    steps = play_day(hub.url, env, sb.control_url, echo=lambda _: None)
+    steps, _ = play_day(hub.url, env, sb.control_url, echo=lambda _: None)
     assert all(s.ok for s in steps)
     payment = next(r for r in hub.received() if r["path"] == "/webhooks/financeiro/payment")
     assert payment["headers"]["webhook-signature"].startswith("v1,")
@@ -53,7 +53,7 @@ def test_play_day_through_the_control_url_and_signing(sb: Sandbox, hub) -> None:
 
 def test_play_day_reports_a_hub_that_is_not_there(sb: Sandbox) -> None:
     lines: list[str] = []
-    steps = play_day("http://127.0.0.1:9", sb.env(), sb, echo=lines.append)
+    steps, _ = play_day("http://127.0.0.1:9", sb.env(), sb, echo=lines.append)
     assert not any(s.ok for s in steps)
     assert all(s.error for s in steps)
     assert "0/8 passos aceitos pelo hub" in lines[-1]

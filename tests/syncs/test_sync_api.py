@@ -136,13 +136,17 @@ def test_a_day_of_operacao_financeiro_can_be_run_by_date(relay):
     day = (today().replace(day=1)).isoformat()
     assert relay.post("/api/sync/operacao_financeiro/run", headers=ops(), json={"date": "01/03/2026"}).status_code == 422
     assert relay.post("/api/sync/operacao_financeiro/run", headers=ops(), json={"date": "2999-01-01"}).status_code == 422
+    before = relay.post("/api/sync/operacao_financeiro/run", headers=ops(), json={"date": "2025-12-31"})
+    assert before.status_code == 422 and "from 2026-01-01 (CARINHO_GO_LIVE_DATE)" in before.json()["message"]
     assert relay.post("/api/sync/crm_operacao/run", headers=ops(), json={"date": day}).status_code == 422
 
     started = relay.post("/api/sync/operacao_financeiro/run", headers=ops(), json={"date": day})
 
     assert started.status_code == 202, started.text
     assert started.json()["partition"] == day
-    assert instance.get_run_by_id(started.json()["run_id"]).tags["dagster/partition"] == day
+    run = instance.get_run_by_id(started.json()["run_id"])
+    assert run.tags["dagster/partition"] == day
+    assert run.tags["carinho/launched_by"] == "api:ops" and "carinho/dlq" not in run.tags
     instance.delete_run(started.json()["run_id"])
 
 
@@ -180,7 +184,9 @@ def test_the_relay_sync_table_matches_the_dagster_definitions():
         assert sync_api.SYNCS[name]["partitioned"] == (job.partitions_def is not None)
     from carinho_pipelines.syncs.operacao_financeiro import partitions
 
-    assert partitions.start.date() == sync_api.FIRST_PARTITION
+    from carinho_pipelines import settings
+
+    assert partitions.start.date() == settings.go_live_date()
 
 
 def test_relay_imports_no_dagster_to_start():
