@@ -186,9 +186,11 @@ def test_promtool_unit_tests_catch_a_wrong_threshold(tmp_path):
 def relay_url(mon, monkeypatch, tmp_path) -> Iterator[str]:
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
     monkeypatch.setattr(runs, "_instance", mon.instance)
-    server = ServerThread(create_app(EventStore(mon.url))).start()
+    store = EventStore(mon.url)
+    server = ServerThread(create_app(store)).start()
     yield server.url
     server.stop()
+    store.engine.dispose()
 
 
 @pytest.fixture
