@@ -21,7 +21,6 @@ import datetime
 import os
 import random
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile

@@ -9,6 +9,11 @@ the sync ledger (``CARINHO_TEST_PG_URL``, default postgresql://postgres@127.0.0.
 It reports the first run (N invoices + N billed marks over HTTP, ledger in PostgreSQL),
 an idempotent re-run of the same day (all skipped, nothing written), rows/s and the
 process's peak RSS, then how the cost grows from the smallest to the largest size.
+
+CPU per row is split by process: the hub (this process: Dagster, pandas, httpx, the
+ledger's SQLAlchemy), the sandbox (its own ``getrusage``) and the PostgreSQL backends of
+the ledger's connections (``/proc/<pid>/stat``); "sandbox share" is the sandbox's part
+of the three. The sandbox's own cost per call is measured by ``sandbox_calls.py``.
 """
 
 from __future__ import annotations
@@ -50,9 +55,11 @@ def serve_sandbox(conn, n: int, day: str) -> None:
     sb = Sandbox(base_port=0).start()
     sb.seed({"operacao": {"services": services(n, dt.date.fromisoformat(day))}})
     conn.send(sb.env())
-    conn.recv()  # "invoices?"
-    conn.send(len(sb.records("financeiro", "invoices")))
-    conn.recv()  # "stop"
+    while (msg := conn.recv()) != "stop":
+        if msg == "cpu?":
+            conn.send((cpu_seconds(), len(sb.systems["operacao"].calls) + len(sb.systems["financeiro"].calls)))
+        elif msg == "invoices?":
+            conn.send(len(sb.records("financeiro", "invoices")))
     sb.stop()
 
 
@@ -60,7 +67,27 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def one(n: int, concurrency: int) -> dict:
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def backend_cpu(conn, database: str) -> float:
+    """CPU seconds used so far by the PostgreSQL backends connected to ``database`` (same machine)."""
+    import sqlalchemy as sa
+
+    pids = conn.execute(sa.text("SELECT pid FROM pg_stat_activity WHERE datname = :d"), {"d": database}).scalars()
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def one(n: int, concurrency: int | None) -> dict:
     import sqlalchemy as sa
 
     day = (dt.datetime.now(SAO_PAULO).date() - dt.timedelta(days=1)).isoformat()
@@ -88,21 +115,34 @@ def one(n: int, concurrency: int) -> dict:
             resources={**build_resources(), syncs.LEDGER_KEY: syncs.SyncLedgerResource(database_url=url)}))
         job = defs.resolve_job_def("operacao_financeiro")
         instance = dagster.DagsterInstance.ephemeral()
-        config = {"ops": {"sync_operacao_financeiro": {"config": {"concurrency": concurrency}}}}
+        config = {"ops": {"sync_operacao_financeiro": {"config": {"concurrency": concurrency} if concurrency else {}}}}
         rss_before = rss_mb()
 
-        def timed() -> tuple[float, dict]:
+        def sandbox_cpu() -> tuple[float, int]:
+            parent.send("cpu?")
+            return parent.recv()
+
+        def timed() -> tuple[float, dict, dict]:
+            with admin.connect() as conn:
+                pg_before = backend_cpu(conn, name)
+            sb_before, calls_before = sandbox_cpu()
+            hub_before = cpu_seconds()
             started = time.perf_counter()
             result = job.execute_in_process(instance=instance, partition_key=day, run_config=config)
             elapsed = time.perf_counter() - started
+            hub = cpu_seconds() - hub_before
+            sb_after, calls_after = sandbox_cpu()
+            with admin.connect() as conn:
+                pg = backend_cpu(conn, name) - pg_before
             mats = {e.event_specific_data.materialization.asset_key.to_user_string():
                     {k: v.value for k, v in e.event_specific_data.materialization.metadata.items()
                      if isinstance(v.value, int)}
                     for e in result.get_asset_materialization_events()}
-            return elapsed, mats
+            cpu = {"hub": hub, "sandbox": sb_after - sb_before, "pg": pg, "calls": calls_after - calls_before}
+            return elapsed, mats, cpu
 
-        first_s, first = timed()
-        rerun_s, rerun = timed()
+        first_s, first, first_cpu = timed()
+        rerun_s, rerun, rerun_cpu = timed()
         parent.send("invoices?")
         invoices = parent.recv()
         parent.send("stop")
@@ -119,6 +159,13 @@ def one(n: int, concurrency: int) -> dict:
             "invoices_in_financeiro": invoices,
             "rss_before_mb": round(rss_before, 1),
             "peak_rss_mb": round(rss_mb(), 1),
+            "calls": first_cpu["calls"],
+            "hub_cpu_ms_per_row": round(first_cpu["hub"] / n * 1000, 3),
+            "sandbox_cpu_ms_per_row": round(first_cpu["sandbox"] / n * 1000, 3),
+            "pg_cpu_ms_per_row": round(first_cpu["pg"] / n * 1000, 3),
+            "sandbox_cpu_ms_per_call": round(first_cpu["sandbox"] / max(1, first_cpu["calls"]) * 1000, 3),
+            "sandbox_share": round(first_cpu["sandbox"] / max(1e-9, first_cpu["hub"] + first_cpu["sandbox"] + first_cpu["pg"]), 3),
+            "rerun_hub_cpu_s": round(rerun_cpu["hub"], 2),
         }
     finally:
         with admin.connect() as conn:
@@ -129,7 +176,9 @@ def one(n: int, concurrency: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
-    parser.add_argument("--concurrency", type=int, default=4, help="the sync's concurrency (its default is 4)")
+    parser.add_argument("--concurrency", type=int, default=None,
+                        help="caps the calls in flight per destination (default: the sync's table, "
+                        "carinho_pipelines/syncs/limits.py)")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -138,19 +187,27 @@ def main() -> None:
 
     rows = []
     for n in args.sizes:
-        out = subprocess.run([sys.executable, __file__, "--one", str(n), "--concurrency", str(args.concurrency)],
-                             cwd=REPO, capture_output=True, text=True)
+        cap = ["--concurrency", str(args.concurrency)] if args.concurrency else []
+        out = subprocess.run([sys.executable, __file__, "--one", str(n), *cap], cwd=REPO, capture_output=True, text=True)
         if out.returncode != 0:
             sys.exit(f"size {n} failed:\n{out.stderr[-3000:]}")
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
 
-    print(f"operacao_financeiro, concurrency {args.concurrency}, sandbox over HTTP, ledger on PostgreSQL")
+    load = os.getloadavg()
+    print(f"operacao_financeiro, concurrency {args.concurrency or 'per destination (limits.py)'}, sandbox over HTTP, "
+          f"ledger on PostgreSQL; load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} on {os.cpu_count()} cores")
     print(f"{'services':>9} {'first run':>10} {'rows/s':>8} {'re-run':>8} {'re-run rows/s':>14} "
           f"{'written':>8} {'billed':>7} {'invoices':>9} {'RSS before':>11} {'peak RSS':>9}")
     for r in rows:
         print(f"{r['n']:>9} {r['first_run_s']:>9}s {r['rows_per_s']:>8} {r['rerun_s']:>7}s {r['rerun_rows_per_s']:>14} "
               f"{r['written']:>8} {r['billed']:>7} {r['invoices_in_financeiro']:>9} {r['rss_before_mb']:>9}MB "
               f"{r['peak_rss_mb']:>7}MB")
+    print(f"\n{'services':>9} {'calls':>7} {'hub CPU ms/row':>15} {'sandbox ms/row':>15} {'PostgreSQL ms/row':>18} "
+          f"{'sandbox share':>14} {'sandbox ms/call':>16} {'re-run hub CPU':>15}")
+    for r in rows:
+        print(f"{r['n']:>9} {r['calls']:>7} {r['hub_cpu_ms_per_row']:>15} {r['sandbox_cpu_ms_per_row']:>15} "
+              f"{r['pg_cpu_ms_per_row']:>18} {r['sandbox_share'] * 100:>13.0f}% {r['sandbox_cpu_ms_per_call']:>16} "
+              f"{r['rerun_hub_cpu_s']:>14}s")
     if len(rows) > 1:
         a, b = rows[0], rows[-1]
         print(f"\n{a['n']} → {b['n']} services ({b['n'] / a['n']:g}x): time x{b['first_run_s'] / a['first_run_s']:.1f}, "

@@ -140,3 +140,14 @@ class MailSink:
     def clear(self) -> None:
         with self.lock:
             self.envelopes.clear()
+
+
+def wait_for(predicate: Any, timeout: float = 120, what: str = "condition", interval: float = 0.5) -> Any:
+    """Poll ``predicate`` until it returns something truthy (returned), or fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")

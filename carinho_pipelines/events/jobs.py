@@ -29,7 +29,6 @@ from carinho_pipelines.settings import SYSTEMS
 from carinho_pipelines.catalogue import CATALOGUE, Action, EventType
 from carinho_pipelines.errors import ActionError
 from carinho_pipelines.privacy import mask_payload
-from carinho_pipelines.queues import QUEUES
 from carinho_pipelines.retries import MAX_RETRIES, retry_policy, wait_seconds
 
 from . import ledger

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from carinho_pipelines import tags
 from carinho_pipelines.errors import ActionError
-from relay.store import Envelope, EventStore, Ingested, as_utc, utcnow
+from relay.store import Envelope, EventStore, Ingested, utcnow
 from relay.tables import auto_reply_guard, event_actions, events, whatsapp_outbox
 
 #: ledger statuses after which an action is never run again

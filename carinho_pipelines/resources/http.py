@@ -225,34 +225,11 @@ class HttpResource(ConfigurableResource):
 
     def get_all(self, path: str, *, params: Mapping[str, Any] | None = None) -> list[Any]:
         """Every item of a list endpoint, following ``links.next`` / ``meta.last_page``."""
-        items: list[Any] = []
-        url: str = path
-        query: dict[str, Any] = dict(params or {})
-        page = 1
-        seen: set[str] = set()
-        for _ in range(MAX_PAGES):
-            body = self.json_of(self.request("GET", url, params=query))
-            data = unwrap(body)
-            if isinstance(data, list):
-                items.extend(data)
-            elif data is not None:
-                items.append(data)
-            next_url, next_number = next_page(body, page)
-            if next_url:
-                url, query = self._same_origin(next_url, path, query)
-                key = url + "?" + json.dumps(query, sort_keys=True, default=str)
-                if key in seen:
-                    break
-                seen.add(key)
-                page += 1
-            elif next_number:
-                page = next_number
-                query = {**dict(params or {}), "page": page}
-            else:
-                break
-        else:
-            logger.warning("%s GET %s: stopped after %d pages", self.destination, path, MAX_PAGES)
-        return items
+        return [item for page in self.pages(path, params=params) for item in page]
+
+    def pages(self, path: str, *, params: Mapping[str, Any] | None = None) -> Pager:
+        """A list endpoint read one page at a time (see :class:`Pager`)."""
+        return Pager(self, path, params)
 
     def write(self, method: str, path: str, body: Any, *, idempotency_key: str) -> Any:
         """POST/PUT ``body``; the unwrapped answer (``{}`` for an empty one)."""
@@ -273,6 +250,59 @@ class HttpResource(ConfigurableResource):
         if (parts.scheme, parts.netloc) == (base.scheme, base.netloc):
             return urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")), next_query
         return path, {**dict(query), **({"page": next_query["page"]} if "page" in next_query else {})}
+
+
+class Pager:
+    """Reads a list endpoint page by page, following ``links.next`` / ``meta.last_page``.
+
+    :meth:`next_page` moves on only when a page was read, so a failed read can simply be
+    retried; iterating gives the pages without retries. A link already followed, or more
+    than :data:`MAX_PAGES` pages, ends the list (a server whose ``links.next`` loops).
+    """
+
+    def __init__(self, resource: HttpResource, path: str, params: Mapping[str, Any] | None = None) -> None:
+        self.resource = resource
+        self.path = path
+        self.params = dict(params or {})
+        self._url = path
+        self._query: dict[str, Any] = dict(self.params)
+        self._page = 1
+        self._seen: set[str] = set()
+        self.read = 0  #: pages read so far
+        self.done = False
+
+    def next_page(self) -> list[Any] | None:
+        """The next page's items; None once the list is over."""
+        if self.done:
+            return None
+        if self.read >= MAX_PAGES:
+            logger.warning("%s GET %s: stopped after %d pages", self.resource.destination, self.path, MAX_PAGES)
+            self.done = True
+            return None
+        body = self.resource.json_of(self.resource.request("GET", self._url, params=self._query))
+        self.read += 1
+        data = unwrap(body)
+        items = data if isinstance(data, list) else ([] if data is None else [data])
+        next_url, next_number = next_page(body, self._page)
+        if next_url:
+            url, query = self.resource._same_origin(next_url, self.path, self._query)
+            key = url + "?" + json.dumps(query, sort_keys=True, default=str)
+            if key in self._seen:
+                self.done = True
+            else:
+                self._seen.add(key)
+                self._url, self._query = url, query
+                self._page += 1
+        elif next_number:
+            self._page = next_number
+            self._query = {**self.params, "page": next_number}
+        else:
+            self.done = True
+        return items
+
+    def __iter__(self):
+        while (page := self.next_page()) is not None:
+            yield page
 
 
 class InternalApiResource(HttpResource):

@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 from pydantic import Field
 
 from ..privacy import normalize_phone
-from .http import InternalApiResource
+from .http import InternalApiResource, Pager
 
 JsonObject = dict[str, Any]
 SAO_PAULO = ZoneInfo("America/Sao_Paulo")
@@ -165,6 +165,9 @@ class CrmResource(InternalSystemResource):
     def pending_schedules(self) -> list[JsonObject]:
         return self.get_all("/api/v1/sync/pending-schedules")
 
+    def pending_schedules_pages(self) -> Pager:
+        return self.pages("/api/v1/sync/pending-schedules")
+
     def confirm_schedule(
         self, schedule_id: str | int, operacao_schedule_id: str | int, *, idempotency_key: str
     ) -> JsonObject:
@@ -177,6 +180,9 @@ class CrmResource(InternalSystemResource):
 
     def pending_billing_setups(self) -> list[JsonObject]:
         return self.get_all("/api/v1/sync/pending-billing-setup")
+
+    def pending_billing_setups_pages(self) -> Pager:
+        return self.pages("/api/v1/sync/pending-billing-setup")
 
     def confirm_billing_setup(
         self, contract_id: str | int, financeiro_id: str | int, *, idempotency_key: str
@@ -199,8 +205,11 @@ class OperacaoResource(InternalSystemResource):
         return self.write("POST", "/api/v1/schedules", dict(schedule), idempotency_key=idempotency_key)
 
     def completed_services(self, day: date | str) -> list[JsonObject]:
+        return [item for page in self.completed_services_pages(day) for item in page]
+
+    def completed_services_pages(self, day: date | str) -> Pager:
         value = day.isoformat() if isinstance(day, date) else str(day)
-        return self.get_all("/api/v1/services/completed", params={"date": value})
+        return self.pages("/api/v1/services/completed", params={"date": value})
 
     def mark_billed(self, service_id: str | int, invoice_id: str | int, *, idempotency_key: str) -> JsonObject:
         return self.write(
@@ -229,6 +238,9 @@ class CuidadoresResource(InternalSystemResource):
 
     def pending_updates(self) -> list[JsonObject]:
         return self.get_all("/api/v1/sync/pending-updates")
+
+    def pending_updates_pages(self) -> Pager:
+        return self.pages("/api/v1/sync/pending-updates")
 
     def confirm_update(self, update_id: str | int, *, idempotency_key: str) -> JsonObject:
         return self.write("POST", f"/api/v1/sync/confirm/{update_id}", {}, idempotency_key=idempotency_key)

@@ -103,8 +103,12 @@ class BackgroundServers:
         listener = self._listeners[name]
         if listener.listening:
             return
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # proto IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted connections only
+        # for sockets that say they are TCP, and without it every answer written in two
+        # parts (headers, then body) waits ~40 ms for the client's delayed ACK (Nagle)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             sock.bind((listener.host, listener.port))
         except OSError as exc:

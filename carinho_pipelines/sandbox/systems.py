@@ -7,8 +7,10 @@ paged with ``meta``/``links``, validation errors as 422 ``{"message", "errors"}`
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
+import json
 import time
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime
@@ -23,7 +25,7 @@ from starlette.routing import Route
 
 from carinho_pipelines.privacy import normalize_phone
 from carinho_pipelines.sandbox.faults import SystemLayer
-from carinho_pipelines.sandbox.state import SystemState, now_iso
+from carinho_pipelines.sandbox.state import SortKey, SystemState, now_iso
 
 SAO_PAULO = ZoneInfo("America/Sao_Paulo")
 SIGNATURE_TOLERANCE = 5 * 60
@@ -69,35 +71,83 @@ async def json_body(request: Request) -> dict[str, Any] | JSONResponse:
     return parsed
 
 
-def paginate(request: Request, items: list[dict[str, Any]], default_per_page: int) -> JSONResponse:
+def encode_cursor(after: SortKey) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"after": list(after)}, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def decode_cursor(raw: str) -> SortKey:
+    """The key a cursor continues after; ValueError when it is not one of ours."""
+    try:
+        after = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))["after"]
+        kind, value = after
+    except (ValueError, TypeError, KeyError, binascii.Error) as exc:
+        raise ValueError("malformed cursor") from exc
+    if (kind, type(value)) not in ((0, int), (1, str)):
+        raise ValueError("malformed cursor")
+    return (kind, value)
+
+
+def paginate(
+    request: Request,
+    state: SystemState,
+    collection: str,
+    where: Callable[[dict[str, Any]], bool],
+    fields: tuple[str, ...] | None,
+) -> Response:
+    """A Laravel-style page of ``collection``'s matching records, in id order.
+
+    ``?page=N`` alone is page-number paging (``meta.current_page/last_page/total``);
+    every ``links.next`` also carries a ``cursor``: the page after it starts where
+    this one stopped, so following ``links.next`` reads each record once, in O(page)
+    per call, and neither repeats nor skips a record while others are added or leave
+    the feed (a sync confirming what it read). Cursor pages have no ``last_page`` or
+    ``total`` (like Laravel's cursor paginator): ``links.next`` is null on the last one.
+    """
     try:
         page = max(1, int(request.query_params.get("page", "1")))
-        per_page = max(1, min(int(request.query_params.get("per_page", default_per_page)), default_per_page))
+        per_page = max(1, min(int(request.query_params.get("per_page", state.page_size)), state.page_size))
     except ValueError:
         return invalid({"page": ["The page and per_page fields must be integers."]})
-    total = len(items)
-    last_page = max(1, -(-total // per_page))
-    chunk = items[(page - 1) * per_page: page * per_page]
+    raw_cursor = request.query_params.get("cursor")
+    after = None
+    if raw_cursor:
+        try:
+            after = decode_cursor(raw_cursor)
+        except ValueError:
+            return invalid({"cursor": ["The cursor is not valid."]})
 
-    def link(n: int) -> str:
-        query = dict(request.query_params)
+    def link(n: int, cursor: str | None = None) -> str:
+        query = {k: v for k, v in request.query_params.items() if k != "cursor"}
         query["page"] = str(n)
+        if cursor:
+            query["cursor"] = cursor
         return f"{request.url.replace(query=urlencode(query))}"
 
-    return JSONResponse({
-        "data": chunk,
-        "meta": {"current_page": page, "last_page": last_page, "per_page": per_page, "total": total},
-        "links": {
-            "first": link(1),
-            "last": link(last_page),
-            "prev": link(page - 1) if page > 1 else None,
-            "next": link(page + 1) if page < last_page else None,
-        },
-    })
-
-
-def project(record: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
-    return {f: record.get(f) for f in fields}
+    with state.lock:  # rows share nested values with the records: render before unlocking
+        if after is not None:
+            chosen = state.select(collection, where, fields, limit=per_page, after=after)
+            next_cursor = encode_cursor(chosen.next_after) if chosen.next_after is not None else None
+            return JSONResponse({
+                "data": chosen.rows,
+                "meta": {"current_page": page, "per_page": per_page, "next_cursor": next_cursor,
+                         "prev_cursor": None},
+                "links": {"first": link(1), "last": None, "prev": None,
+                          "next": link(page + 1, next_cursor) if next_cursor else None},
+            })
+        chosen = state.select(collection, where, fields, limit=per_page, offset=(page - 1) * per_page, count=True)
+        total = chosen.total or 0
+        last_page = max(1, -(-total // per_page))
+        next_cursor = encode_cursor(chosen.next_after) if chosen.next_after is not None else None
+        return JSONResponse({
+            "data": chosen.rows,
+            "meta": {"current_page": page, "last_page": last_page, "per_page": per_page, "total": total},
+            "links": {
+                "first": link(1),
+                "last": link(last_page),
+                "prev": link(page - 1) if page > 1 else None,
+                "next": link(page + 1, next_cursor) if next_cursor else None,
+            },
+        })
 
 
 def by_id(record: dict[str, Any]) -> tuple[int, str]:
@@ -197,14 +247,17 @@ def crm_app(state: SystemState) -> SystemLayer:
         return phone is not None and normalize_phone(lead.get("phone")) == phone
 
     async def list_leads(request: Request) -> Response:
-        leads = sorted(state.all("leads"), key=by_id)
         if "phone" in request.query_params:
             phone = normalize_phone(request.query_params["phone"])
-            return data([lead for lead in leads if lead_matches(lead, phone)])
+            return matching(lambda lead: lead_matches(lead, phone))
         if "email" in request.query_params:
             email = request.query_params["email"].strip().lower()
-            return data([lead for lead in leads if (lead.get("email") or "").lower() == email])
-        return paginate(request, leads, state.page_size)
+            return matching(lambda lead: (lead.get("email") or "").lower() == email)
+        return paginate(request, state, "leads", lambda lead: True, None)
+
+    def matching(where: Callable[[dict[str, Any]], bool]) -> Response:
+        with state.lock:
+            return data(state.select("leads", where, None, limit=None).rows)
 
     async def create_lead(request: Request) -> Response:
         body = await json_body(request)
@@ -281,9 +334,7 @@ def crm_app(state: SystemState) -> SystemLayer:
         return data(client) if client else not_found("Client")
 
     async def pending_schedules(request: Request) -> Response:
-        rows = [project(r, SCHEDULE_FEED_FIELDS) for r in sorted(state.all("pending_schedules"), key=by_id)
-                if not r.get("confirmed_at")]
-        return paginate(request, rows, state.page_size)
+        return paginate(request, state, "pending_schedules", lambda r: not r.get("confirmed_at"), SCHEDULE_FEED_FIELDS)
 
     async def confirm_schedule(request: Request) -> Response:
         body = await json_body(request)
@@ -301,9 +352,7 @@ def crm_app(state: SystemState) -> SystemLayer:
         return data(row)
 
     async def pending_billing(request: Request) -> Response:
-        rows = [project(r, BILLING_FEED_FIELDS) for r in sorted(state.all("contracts"), key=by_id)
-                if not r.get("financeiro_id")]
-        return paginate(request, rows, state.page_size)
+        return paginate(request, state, "contracts", lambda r: not r.get("financeiro_id"), BILLING_FEED_FIELDS)
 
     async def contract_billing_setup(request: Request) -> Response:
         body = await json_body(request)
@@ -372,9 +421,8 @@ def operacao_app(state: SystemState) -> SystemLayer:
         except ValueError:
             return invalid({"date": ["The date does not match the format Y-m-d."]})
         # billed services stay listed (billed: true), like the original feed
-        rows = [project(r, SERVICE_FEED_FIELDS) for r in sorted(state.all("services"), key=by_id)
-                if service_day(r.get("completed_at", "")) == day]
-        return paginate(request, rows, state.page_size)
+        return paginate(request, state, "services", lambda r: service_day(r.get("completed_at", "")) == day,
+                        SERVICE_FEED_FIELDS)
 
     async def mark_billed(request: Request) -> Response:
         body = await json_body(request)
@@ -450,9 +498,7 @@ def financeiro_app(state: SystemState) -> SystemLayer:
 
 def cuidadores_app(state: SystemState) -> SystemLayer:
     async def pending_updates(request: Request) -> Response:
-        rows = [project(r, CAREGIVER_FEED_FIELDS) for r in sorted(state.all("updates"), key=by_id)
-                if not r.get("confirmed_at")]
-        return paginate(request, rows, state.page_size)
+        return paginate(request, state, "updates", lambda r: not r.get("confirmed_at"), CAREGIVER_FEED_FIELDS)
 
     async def confirm_update(request: Request) -> Response:
         body = await json_body(request)

@@ -26,10 +26,10 @@ from dagster import (
 )
 
 from .. import tags
-from ..errors import ActionError
 from . import batch
-from .engine import Caller, Item, Outcome, SyncConfig, sync_items
+from .engine import Caller, Item, Outcome, SyncConfig, sync_pages
 from .ledger import SyncLedger, SyncLedgerResource
+from .stream import FeedReader, source_pages
 
 if TYPE_CHECKING:
     import pandas as pd  # imported by .batch when a sync runs, not at code-location load
@@ -47,10 +47,11 @@ class Batch:
     partition_key: str | None
     read: int
     duplicates: int
-    valid: pd.DataFrame
+    #: the invalid items (``id``, ``reason``)
     invalid: pd.DataFrame
     skipped_at_source: list[str]
     #: the valid items not synced at the source, with their downstream id when written
+    #: (ids only: their payloads are released once synced)
     items: list[Item]
     outcome: Outcome
     ledger: SyncLedger
@@ -65,7 +66,8 @@ class SyncSpec:
     columns: tuple[str, ...]
     required: tuple[str, ...]
     numeric: tuple[str, ...]
-    fetch: Callable[[Mapping[str, Any], str | None], list[dict[str, Any]]]
+    #: the feed: a list, or a pager read page by page (``resource.<feed>_pages()``)
+    fetch: Callable[[Mapping[str, Any], str | None], Any]
     #: the body written downstream for one valid source item
     body: Callable[[dict[str, Any], str | None], dict[str, Any]]
     write: Callable[[Mapping[str, Any], Item], str]
@@ -94,53 +96,41 @@ def run_sync(
     partition_key = context.partition_key if context.has_partition_key else None
     ledger = sync_ledger.ledger()
     caller = Caller(config)
-
-    try:
-        items = caller(spec.source_system, lambda: spec.fetch(resources, partition_key))
-    except ActionError as exc:
-        raise Failure(
-            description=f"{spec.name}: could not read from {spec.source_system}: {exc}",
-            metadata={"error_class": exc.error_class, "stage": "fetch"},
-        ) from exc
-
-    frame = batch.to_frame(items, spec.columns)
-    read = len(frame)
-    valid, invalid = batch.validate(frame, spec.required, spec.numeric)
-    valid, duplicates = batch.dedupe(valid)
-    skipped_at_source: list[str] = []
-    if spec.synced_at_source is not None and len(valid):
-        at_source = valid[batch.ITEM].map(spec.synced_at_source).astype(bool)
-        skipped_at_source = valid.loc[at_source, "id"].astype(str).tolist()
-        valid = valid.loc[~at_source]
-    if len(invalid):
-        import pandas as pd
-
-        invalid_ids = [str(i) for i in invalid["id"].tolist() if i is not None and not pd.isna(i)]
-        ledger.seen(spec.name, invalid_ids, partition_key)
-        context.log.warning(f"{spec.name}: {len(invalid)} invalid item(s) not sent: " + "; ".join(
-            f"{row['id']}: {row['reason']}" for row in invalid[["id", "reason"]].head(20).to_dict("records")))
-
-    work = [
-        Item(source_id=str(row["id"]), key=str(row["id"]), body=spec.body(row, partition_key), row=row)
-        for row in valid[batch.ITEM].tolist()
-    ]
-    outcome = sync_items(
+    reader = FeedReader(spec, partition_key, ledger)
+    write_to = _destination_of(spec.written_key)
+    outcome = sync_pages(
         spec.name,
-        work,
+        reader.pages(source_pages(spec, resources, partition_key, caller)),
         ledger=ledger,
-        write=lambda item: caller(_destination_of(spec.written_key), lambda: spec.write(resources, item)),
+        write=lambda item: caller(write_to, lambda: spec.write(resources, item)),
         confirm=lambda item: caller(spec.source_system, lambda: spec.confirm(resources, item)),
         config=config,
         run_id=context.run_id,
         partition_key=partition_key,
+        workers=max(caller.limit(write_to), caller.limit(spec.source_system)),
     )
-    done = Batch(spec.name, partition_key, read, duplicates, valid, invalid, skipped_at_source, work, outcome, ledger,
-                 dt.datetime.now(dt.timezone.utc))
+    if reader.fetch_error is not None and reader.pages_read == 0:
+        exc = reader.fetch_error
+        raise Failure(
+            description=f"{spec.name}: could not read from {spec.source_system}: {exc}",
+            metadata={"error_class": exc.error_class, "stage": "fetch"},
+        ) from exc
+    reader.log_invalid(context.log.warning)
+    done = Batch(spec.name, partition_key, reader.read, reader.duplicates, reader.invalid, reader.skipped_at_source,
+                 reader.items, outcome, ledger, dt.datetime.now(dt.timezone.utc))
 
     yield from _materializations(spec, done)
     yield from spec.evaluate_checks(done)
 
     context.log.info(f"{spec.name}: {summary(done)}")
+    if reader.fetch_error is not None:  # a later page could not be read: what was read is synced
+        exc = reader.fetch_error
+        raise Failure(
+            description=f"{spec.name}: could not read from {spec.source_system} after {reader.pages_read} "
+            f"page(s): {exc}" + (f"; {len(outcome.failures)} item(s) failed too" if outcome.failures else ""),
+            metadata={"error_class": exc.error_class, "stage": "fetch", "pages_read": reader.pages_read,
+                      "failed_ids": ", ".join(outcome.failed_ids()[:200])},
+        ) from exc
     if outcome.failures:
         shown = [f.as_dict() for f in outcome.failures]
         raise Failure(
@@ -189,7 +179,7 @@ def _materializations(spec: SyncSpec, done: Batch) -> Iterator[MaterializeResult
         "written": len(o.written),
         "failed": len(o.failed_ids("write")) if spec.confirmed_key else len(o.failures),
         "invalid_items": MetadataValue.json(invalid_rows),
-        "preview": batch.preview([spec.preview_row(i) for i in o.written], spec.preview_columns),
+        "preview": batch.preview([spec.preview_row(i) for i in o.written[:batch.PREVIEW_ROWS]], spec.preview_columns),
         **common,
     }
     confirm_meta = {

@@ -14,6 +14,7 @@ from dagster import AssetExecutionContext, AssetKey, AssetSpec, multi_asset
 
 from .. import tags
 from ..resources import CrmResource, FinanceiroResource
+from ..resources.http import Pager
 from .common import SyncSpec, run_sync, stale_pending_check, system_group
 from .engine import Item, SyncConfig, wire_id
 from .ledger import SyncLedgerResource
@@ -34,9 +35,9 @@ source = AssetSpec(
 )
 
 
-def _fetch(resources: Mapping[str, Any], _partition: str | None) -> list[dict[str, Any]]:
+def _fetch(resources: Mapping[str, Any], _partition: str | None) -> Pager:
     crm: CrmResource = resources["crm"]
-    return crm.pending_billing_setups()
+    return crm.pending_billing_setups_pages()
 
 
 def _body(row: dict[str, Any], _partition: str | None) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from dagster import AssetExecutionContext, AssetKey, AssetSpec, multi_asset
 
 from .. import tags
 from ..resources import CrmResource, OperacaoResource
+from ..resources.http import Pager
 from .common import SyncSpec, run_sync, stale_pending_check, system_group
 from .engine import Item, SyncConfig, wire_id
 from .ledger import SyncLedgerResource
@@ -35,9 +36,9 @@ source = AssetSpec(
 )
 
 
-def _fetch(resources: Mapping[str, Any], _partition: str | None) -> list[dict[str, Any]]:
+def _fetch(resources: Mapping[str, Any], _partition: str | None) -> Pager:
     crm: CrmResource = resources["crm"]
-    return crm.pending_schedules()
+    return crm.pending_schedules_pages()
 
 
 def _body(row: dict[str, Any], _partition: str | None) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from dagster import AssetExecutionContext, AssetKey, AssetSpec, multi_asset
 
 from .. import tags
 from ..resources import CrmResource, CuidadoresResource
+from ..resources.http import Pager
 from .common import SyncSpec, run_sync, stale_pending_check, system_group
 from .engine import Item, SyncConfig
 from .ledger import SyncLedgerResource
@@ -38,9 +39,9 @@ def event_id(update_id: str) -> str:
     return f"sync:{NAME}:update:{update_id}"
 
 
-def _fetch(resources: Mapping[str, Any], _partition: str | None) -> list[dict[str, Any]]:
+def _fetch(resources: Mapping[str, Any], _partition: str | None) -> Pager:
     cuidadores: CuidadoresResource = resources["cuidadores"]
-    return cuidadores.pending_updates()
+    return cuidadores.pending_updates_pages()
 
 
 def _body(row: dict[str, Any], _partition: str | None) -> dict[str, Any]:

@@ -2,13 +2,22 @@
 
 For each planned item the ledger decides: already confirmed → skipped; written but not
 confirmed (the confirm failed last time) → confirm only; otherwise write, record the
-downstream id, then confirm. Items go in chunks: writes in parallel, the chunk's
-written ids committed to the ledger, then the confirms. One item failing never stops
+downstream id, then confirm. Items arrive page by page (:func:`sync_pages`): each page
+is looked up in the ledger in one query, its writes go to a bounded pool while the next
+page is read, and written ids are committed to the ledger in batches of ``chunk_size``.
+The confirms are sent once the whole feed has been read and every write committed: a
+pending feed loses its confirmed items, and with page-number paging confirming while
+reading would shift later items onto pages already read. One item failing never stops
 the others; the caller turns the failures into a failed run (the DLQ).
 
+Memory does not grow with the feed beyond a few hundred bytes per item: a done item
+keeps only its ids (the first written ones keep their body for the run's preview), and
+at most a few pages are in flight at once.
+
 Calls are retried here (CONTRACTS §1: 5 attempts, exponential backoff with jitter,
-``Retry-After`` honoured) and a destination that keeps being unavailable trips a
-breaker, so the remaining items fail fast instead of each waiting through its backoff.
+``Retry-After`` honoured), each attempt holding one of its destination's slots
+(:mod:`.limits`), and a destination that keeps being unavailable trips a breaker, so
+the remaining items fail fast instead of each waiting through its backoff.
 """
 
 from __future__ import annotations
@@ -16,8 +25,9 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +36,9 @@ from pydantic import Field
 
 from ..errors import ERROR, UNAVAILABLE, ActionError
 from ..resources.http import scrub
+from .batch import PREVIEW_ROWS
 from .ledger import SyncLedger
+from .limits import Slots
 
 #: consecutive unavailable failures (after retries) of one destination that trip its breaker
 BREAKER_THRESHOLD = 5
@@ -37,13 +49,18 @@ MAX_WAIT_SECONDS = 30.0
 class SyncConfig(Config):
     """Run config of a sync (defaults are what the schedules use)."""
 
-    concurrency: int = Field(default=4, ge=1, le=32, description="Items written/confirmed in parallel.")
+    concurrency: int | None = Field(
+        default=None, ge=1, le=64,
+        description="Caps the calls in flight per destination for this run; empty = the table in "
+        "carinho_pipelines/syncs/limits.py (CARINHO_SYNC_CONCURRENCY overrides it).",
+    )
     attempts: int = Field(default=5, ge=1, le=10, description="Attempts per call (CONTRACTS §1: 5 in all).")
     backoff_seconds: float = Field(default=0.5, ge=0, description="First backoff; doubles per attempt, with jitter.")
     chunk_size: int = Field(default=200, ge=1, description="Items per ledger commit.")
 
 
-@dataclass
+
+@dataclass(slots=True)
 class Item:
     """One source item ready to sync."""
 
@@ -52,6 +69,15 @@ class Item:
     body: dict[str, Any]  #: what is written downstream
     row: dict[str, Any]  #: the source item as read
     downstream_id: str | None = None
+
+    def release(self, keep_body: bool = False) -> None:
+        """Done with the payloads: only the ids stay (memory per item stays small)."""
+        self.row = _RELEASED
+        if not keep_body:
+            self.body = _RELEASED
+
+
+_RELEASED: dict[str, Any] = {}
 
 
 @dataclass(frozen=True)
@@ -99,11 +125,16 @@ class Caller:
     """Calls with the hub's retry policy and the run's breaker."""
 
     def __init__(self, config: SyncConfig, breaker: Breaker | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, slots: Slots | None = None) -> None:
         self.attempts = config.attempts
         self.backoff = config.backoff_seconds
         self.breaker = breaker or Breaker()
         self.sleep = sleep
+        self.slots = slots or Slots(config.concurrency)
+
+    def limit(self, destination: str) -> int:
+        """Calls this run may have in flight to ``destination``."""
+        return self.slots.limit(destination)
 
     def __call__(self, destination: str, fn: Callable[[], Any]) -> Any:
         for attempt in range(1, self.attempts + 1):
@@ -114,7 +145,8 @@ class Caller:
                     destination=destination,
                 )
             try:
-                result = fn()
+                with self.slots.of(destination):
+                    result = fn()
             except ActionError as exc:
                 if not exc.retryable or attempt == self.attempts:
                     if exc.retryable:
@@ -151,78 +183,149 @@ def sync_items(
     config: SyncConfig,
     run_id: str | None = None,
     partition_key: str | None = None,
+    workers: int = 4,
 ) -> Outcome:
-    """Write and confirm ``items`` once each (see the module docstring)."""
-    outcome = Outcome()
-    if not items:
-        return outcome
-    keys = [i.key for i in items]
-    ledger.seen(sync, keys, partition_key)
-    known = ledger.lookup(sync, keys)
-    todo: list[Item] = []
-    for item in items:
-        row = known.get(item.key)
-        if row is not None and row.confirmed:
-            item.downstream_id = row.downstream_id
-            outcome.skipped.append(item)
-        elif row is not None and row.written:
-            item.downstream_id = row.downstream_id
-            todo.append(item)
-        else:
-            todo.append(item)
+    """Write and confirm ``items`` once each (one page; see :func:`sync_pages`)."""
+    return sync_pages(sync, [list(items)], ledger=ledger, write=write, confirm=confirm, config=config,
+                      run_id=run_id, partition_key=partition_key, workers=workers)
 
-    pool = ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix=f"sync-{sync}")
+
+def sync_pages(
+    sync: str,
+    pages: Iterable[list[Item]],
+    *,
+    ledger: SyncLedger,
+    write: WriteFn,
+    confirm: ConfirmFn,
+    config: SyncConfig,
+    run_id: str | None = None,
+    partition_key: str | None = None,
+    workers: int = 4,
+) -> Outcome:
+    """Write and confirm every item of ``pages`` once (see the module docstring).
+
+    ``pages`` is read lazily: a page is asked for while earlier writes are in flight, and
+    no more than ``window`` writes wait at once. ``workers`` threads send the calls (each
+    call also holds a slot of its destination, see :class:`Caller`).
+    """
+    outcome = Outcome()
+    run = _Run(sync, ledger, config, run_id, outcome)
+    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix=f"sync-{sync}")
+    window = max(config.chunk_size, 4 * workers)
+    pending: deque[tuple[Item, Future[tuple[str | None, BaseException | None]]]] = deque()
+
+    def do_write(item: Item) -> tuple[str | None, BaseException | None]:
+        try:
+            return str(write(item)), None
+        except Exception as exc:  # one bad item never stops the others
+            return None, exc
+
+    def settle(keep: int) -> None:
+        """Take finished writes in feed order, until at most ``keep`` are waiting."""
+        while pending and (len(pending) > keep or pending[0][1].done()):
+            item, future = pending.popleft()
+            downstream_id, exc = future.result()
+            if exc is not None:
+                run.failed(item, "write", exc)
+                item.release()
+                continue
+            item.downstream_id = downstream_id
+            outcome.written.append(item)
+            item.release(keep_body=len(outcome.written) <= PREVIEW_ROWS)
+            run.written(item)
+
     try:
-        for start in range(0, len(todo), config.chunk_size):
-            _chunk(sync, todo[start : start + config.chunk_size], ledger, write, confirm, pool, outcome, run_id)
+        for page in pages:
+            if not page:
+                continue
+            keys = [i.key for i in page]
+            ledger.seen(sync, keys, partition_key)
+            known = ledger.lookup(sync, keys)
+            for item in page:
+                row = known.get(item.key)
+                if row is not None and row.confirmed:
+                    item.downstream_id = row.downstream_id
+                    item.release()
+                    outcome.skipped.append(item)
+                elif row is not None and row.written:  # an earlier run's confirm failed: confirm only
+                    item.downstream_id = row.downstream_id
+                    item.release()
+                    run.to_confirm.append(item)
+                    run.retrying.add(id(item))
+                else:
+                    pending.append((item, pool.submit(do_write, item)))
+            settle(keep=window)
+        settle(keep=0)
+        # committed before any confirm is sent: a crash from here on never writes again
+        run.flush_written()
+        run.flush_failed()
+
+        def do_confirm(item: Item) -> BaseException | None:
+            try:
+                confirm(item)
+                return None
+            except Exception as exc:
+                return exc
+
+        confirmed: list[Item] = []
+        for item, exc in zip(run.to_confirm, pool.map(do_confirm, run.to_confirm)):
+            if exc is not None:
+                run.failed(item, "confirm", exc)
+                continue
+            confirmed.append(item)
+            if len(confirmed) >= config.chunk_size:
+                run.confirmed(confirmed)
+                confirmed = []
+        run.confirmed(confirmed)
+        run.flush_failed()
     finally:
+        for _, future in pending:
+            future.cancel()
         pool.shutdown(wait=True)
     return outcome
 
 
-def _chunk(sync: str, chunk: list[Item], ledger: SyncLedger, write: WriteFn, confirm: ConfirmFn,
-           pool: ThreadPoolExecutor, outcome: Outcome, run_id: str | None) -> None:
-    failures: list[ItemFailure] = []
+class _Run:
+    """The ledger bookkeeping of one :func:`sync_pages` call, in batches."""
 
-    def do_write(item: Item) -> tuple[Item, str | None, BaseException | None]:
-        try:
-            return item, str(write(item)), None
-        except Exception as exc:  # one bad item never stops the others
-            return item, None, exc
+    def __init__(self, sync: str, ledger: SyncLedger, config: SyncConfig, run_id: str | None,
+                 outcome: Outcome) -> None:
+        self.sync, self.ledger, self.config, self.run_id, self.outcome = sync, ledger, config, run_id, outcome
+        self._written: list[Item] = []
+        self._failed: list[tuple[str, str]] = []
+        #: written (now or by an earlier run) and committed: what the confirms go through
+        self.to_confirm: list[Item] = []
+        self.retrying: set[int] = set()
 
-    to_write = [i for i in chunk if i.downstream_id is None]
-    retrying = [i for i in chunk if i.downstream_id is not None]
-    written: list[Item] = []
-    for item, downstream_id, exc in pool.map(do_write, to_write):
-        if exc is not None:
-            failures.append(failure_of(item.source_id, "write", exc))
-        else:
-            item.downstream_id = downstream_id
-            written.append(item)
-    # committed before any confirm is sent: a crash from here on never writes again
-    ledger.record_written(sync, [(i.key, i.downstream_id or "") for i in written], run_id)
-    outcome.written.extend(written)
+    def written(self, item: Item) -> None:
+        self._written.append(item)
+        if len(self._written) >= self.config.chunk_size:
+            self.flush_written()
 
-    def do_confirm(item: Item) -> tuple[Item, BaseException | None]:
-        try:
-            confirm(item)
-            return item, None
-        except Exception as exc:
-            return item, exc
+    def flush_written(self) -> None:
+        if self._written:
+            self.ledger.record_written(self.sync, [(i.key, i.downstream_id or "") for i in self._written], self.run_id)
+            self.to_confirm.extend(self._written)
+            self._written = []
 
-    confirmed: list[Item] = []
-    for item, exc in pool.map(do_confirm, written + retrying):
-        if exc is not None:
-            failures.append(failure_of(item.source_id, "confirm", exc))
-        else:
-            confirmed.append(item)
-    ledger.record_confirmed(sync, [i.key for i in confirmed])
-    retried_ids = {id(i) for i in retrying}
-    outcome.confirmed.extend(confirmed)
-    outcome.confirm_retried.extend(i for i in confirmed if id(i) in retried_ids)
-    by_key = {i.source_id: i.key for i in chunk}
-    ledger.record_failed(sync, [(by_key[f.source_id], f"{f.stage}: {f.message}") for f in failures])
-    outcome.failures.extend(failures)
+    def failed(self, item: Item, stage: str, exc: BaseException) -> None:
+        failure = failure_of(item.source_id, stage, exc)
+        self.outcome.failures.append(failure)
+        self._failed.append((item.key, f"{failure.stage}: {failure.message}"))
+        if len(self._failed) >= self.config.chunk_size:
+            self.flush_failed()
+
+    def flush_failed(self) -> None:
+        if self._failed:
+            self.ledger.record_failed(self.sync, self._failed)
+            self._failed = []
+
+    def confirmed(self, items: list[Item]) -> None:
+        if not items:
+            return
+        self.ledger.record_confirmed(self.sync, [i.key for i in items])
+        self.outcome.confirmed.extend(items)
+        self.outcome.confirm_retried.extend(i for i in items if id(i) in self.retrying)
 
 
 def wire_id(value: str | None) -> int | str | None:

@@ -86,30 +86,33 @@ class SyncLedger:
         if not item_keys:
             return
         now = utcnow()
+        rows = [{"sync": sync, "item_key": k, "partition_key": partition_key, "first_seen_at": now, "attempts": 0,
+                 "updated_at": now} for k in dict.fromkeys(item_keys)]
+        stmt = self._insert(sync_ledger).on_conflict_do_nothing(index_elements=["sync", "item_key"])
         with self.engine.begin() as conn:
-            for chunk in _chunks(list(dict.fromkeys(item_keys))):
-                stmt = self._insert(sync_ledger).values(
-                    [
-                        {"sync": sync, "item_key": k, "partition_key": partition_key, "first_seen_at": now,
-                         "attempts": 0, "updated_at": now}
-                        for k in chunk
-                    ]
-                )
-                conn.execute(stmt.on_conflict_do_nothing(index_elements=["sync", "item_key"]))
+            conn.execute(stmt, rows)  # executemany: SQLAlchemy sends multi-row VALUES, compiled once
 
     def record_written(self, sync: str, written: Sequence[tuple[str, str]], run_id: str | None = None) -> None:
-        """``[(item_key, downstream_id)]`` were written (committed before any confirm is sent)."""
+        """``[(item_key, downstream_id)]`` were written (committed before any confirm is sent).
+
+        One upsert sent as multi-row VALUES (the rows exist: :meth:`seen` made them)."""
         if not written:
             return
         now = utcnow()
+        ids = {key: str(downstream_id)[:64] for key, downstream_id in written}  # one row per key
+        insert = self._insert(sync_ledger)
+        stmt = insert.on_conflict_do_update(
+            index_elements=["sync", "item_key"],
+            set_={"written_at": insert.excluded.written_at, "downstream_id": insert.excluded.downstream_id,
+                  "last_error": None, "attempts": sync_ledger.c.attempts + 1,
+                  "run_id": insert.excluded.run_id, "updated_at": insert.excluded.updated_at},
+        )
         with self.engine.begin() as conn:
-            for key, downstream_id in written:
-                conn.execute(
-                    sync_ledger.update()
-                    .where(sync_ledger.c.sync == sync, sync_ledger.c.item_key == key)
-                    .values(written_at=now, downstream_id=str(downstream_id)[:64], last_error=None,
-                            attempts=sync_ledger.c.attempts + 1, run_id=run_id, updated_at=now)
-                )
+            conn.execute(stmt, [
+                {"sync": sync, "item_key": k, "partition_key": None, "first_seen_at": now, "written_at": now,
+                 "downstream_id": d, "attempts": 1, "run_id": run_id, "updated_at": now}
+                for k, d in ids.items()
+            ])
 
     def record_confirmed(self, sync: str, item_keys: Sequence[str]) -> None:
         if not item_keys:
@@ -124,17 +127,25 @@ class SyncLedger:
                 )
 
     def record_failed(self, sync: str, failures: Sequence[tuple[str, str]]) -> None:
-        """``[(item_key, error)]``: the error is kept (masked text) for ops, attempts counted."""
+        """``[(item_key, error)]``: the error is kept (masked text) for ops, attempts counted (one upsert)."""
         if not failures:
             return
         now = utcnow()
+        errors: dict[str, str] = {}
+        for key, error in failures:  # an item failing twice in a run (write, then...) keeps its last error
+            errors[key] = error[:_MAX_ERROR]
+        insert = self._insert(sync_ledger)
+        stmt = insert.on_conflict_do_update(
+            index_elements=["sync", "item_key"],
+            set_={"last_error": insert.excluded.last_error, "attempts": sync_ledger.c.attempts + 1,
+                  "updated_at": insert.excluded.updated_at},
+        )
         with self.engine.begin() as conn:
-            for key, error in failures:
-                conn.execute(
-                    sync_ledger.update()
-                    .where(sync_ledger.c.sync == sync, sync_ledger.c.item_key == key)
-                    .values(last_error=error[:_MAX_ERROR], attempts=sync_ledger.c.attempts + 1, updated_at=now)
-                )
+            conn.execute(stmt, [
+                {"sync": sync, "item_key": k, "partition_key": None, "first_seen_at": now, "last_error": e,
+                 "attempts": 1, "updated_at": now}
+                for k, e in errors.items()
+            ])
 
 
 def _row(row: sa.RowMapping) -> LedgerRow:

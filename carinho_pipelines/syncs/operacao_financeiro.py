@@ -26,6 +26,7 @@ from dagster import (
 
 from .. import settings, tags
 from ..resources import FinanceiroResource, OperacaoResource
+from ..resources.http import Pager
 from .crm_operacao import TARGET_KEY as SCHEDULES_KEY
 from .common import Batch, SyncSpec, run_sync, system_group
 from .engine import Item, SyncConfig, wire_id
@@ -73,9 +74,9 @@ def invoice_items(row: Mapping[str, Any]) -> list[dict[str, Any]]:
     return items
 
 
-def _fetch(resources: Mapping[str, Any], partition: str | None) -> list[dict[str, Any]]:
+def _fetch(resources: Mapping[str, Any], partition: str | None) -> Pager:
     operacao: OperacaoResource = resources["operacao"]
-    return operacao.completed_services(partition or "")
+    return operacao.completed_services_pages(partition or "")
 
 
 def _body(row: dict[str, Any], partition: str | None) -> dict[str, Any]:

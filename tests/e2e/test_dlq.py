@@ -2,12 +2,12 @@
 GraphQL (as the UI's button does), archived; an outage opens the destination's
 breaker and the failed events are re-driven automatically once it is back."""
 
-import time
 
 import sqlalchemy as sa
 from dagster import DagsterInstance
 
 from relay.tables import audit_log
+from tests.support import wait_for
 
 KEY = {"X-API-Key": "e2e-ops-key"}
 PHONE = "5511988887777"
@@ -23,14 +23,6 @@ def _dlq(stack, **params):
     return resp.json()
 
 
-def _wait(predicate, timeout=120, every=0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("timed out")
 
 
 def _client(stack, client_id):
@@ -45,7 +37,7 @@ def test_failed_run_is_listed_retried_from_failure_and_leaves_the_dlq(stack):
     stack.sb.fail("financeiro", status=422, count=1)
     event_id = _client(stack, 501)
     assert stack.wait_status(event_id, {"failed", "succeeded"})["status"] == "failed"
-    item = _wait(lambda: next((i for i in _dlq(stack)["data"] if i["event_id"] == event_id), None))
+    item = wait_for(lambda: next((i for i in _dlq(stack)["data"] if i["event_id"] == event_id), None))
     assert item["kind"] == "event" and item["event_type"] == "client.registered" and item["source"] == "crm"
     assert item["failed_ops"] == ["financeiro_billing_setup"] and item["error_class"] == "invalid"
     assert item["status"] == "open" and item["queue"] == "integrations" and item["run_url"].endswith(item["id"])
@@ -79,7 +71,7 @@ def test_archive_needs_a_reason_and_hides_the_item(stack):
     stack.sb.fail("financeiro", status=400, count=1)
     event_id = _client(stack, 502)
     stack.wait_status(event_id, {"failed"})
-    item = _wait(lambda: next((i for i in _dlq(stack)["data"] if i["event_id"] == event_id), None))
+    item = wait_for(lambda: next((i for i in _dlq(stack)["data"] if i["event_id"] == event_id), None))
     assert stack.http.post(f"/api/dlq/{item['id']}/archive", json={}, headers=KEY).status_code == 422
     assert stack.http.post(f"/api/dlq/{item['id']}/archive", json={"reason": "x"}).status_code == 401
     resp = stack.http.post(f"/api/dlq/{item['id']}/archive", json={"reason": "cliente duplicado no CRM"}, headers=KEY)
@@ -100,7 +92,7 @@ def test_outage_opens_the_breaker_and_failed_events_are_redriven_when_back(stack
         stack.wait_status(first, {"failed"})
         health = stack.http.get("/health/detailed").json()
         assert health["breakers"]["financeiro"] == "open"
-        item = _wait(lambda: next((i for i in _dlq(stack, error_class="unavailable")["data"] if i["event_id"] == first), None))
+        item = wait_for(lambda: next((i for i in _dlq(stack, error_class="unavailable")["data"] if i["event_id"] == first), None))
         assert item["failed_ops"] == ["financeiro_billing_setup"]
         more = [_client(stack, 602 + i) for i in range(2)]
         for event_id in more:
@@ -112,7 +104,7 @@ def test_outage_opens_the_breaker_and_failed_events_are_redriven_when_back(stack
         stack.sb.up("financeiro")
     for event_id in [first, *more]:
         assert stack.wait_status(event_id, {"succeeded"}, timeout=150)["status"] == "succeeded"
-    assert _wait(lambda: stack.http.get("/health/detailed").json()["breakers"]["financeiro"] == "closed", timeout=30)
+    assert wait_for(lambda: stack.http.get("/health/detailed").json()["breakers"]["financeiro"] == "closed", timeout=30)
     # each client's billing setup went through exactly once after the outage
     setups = [c for c in _calls(stack, "financeiro", "/api/billing/setup") if c["status"] == 201]
     assert sorted(c["json"]["crm_client_id"] for c in setups if c["json"]["crm_client_id"] >= 601) == [601, 602, 603]

@@ -1,9 +1,9 @@
 """DLQ: scopes enforced, retry-all retries only what matches, a failed sync run is an
 item like any other (retried from failure, nothing written twice)."""
 
-import time
 
 from tests.e2e.conftest import READER_KEY
+from tests.support import wait_for
 
 KEY = {"X-API-Key": "e2e-ops-key"}
 READER = {"X-API-Key": READER_KEY}
@@ -13,14 +13,6 @@ def _items(stack, **params):
     return stack.http.get("/api/dlq", params={"per_page": 100, **params}, headers=KEY).json()["data"]
 
 
-def _wait(predicate, timeout=120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError("timed out")
 
 
 def test_scopes_and_retry_all_with_a_filter(stack):
@@ -32,7 +24,7 @@ def test_scopes_and_retry_all_with_a_filter(stack):
     assigned = stack.post("/webhooks/systems/operacao", "operacao",
                           {"event_type": "caregiver.assigned", "service_id": 5, "caregiver_id": 3}).json()["event_id"]
     stack.wait_status(assigned, {"failed"})
-    mine = _wait(lambda: [i for i in _items(stack) if i["event_id"] in (updated, assigned)]
+    mine = wait_for(lambda: [i for i in _items(stack) if i["event_id"] in (updated, assigned)]
                  if len([i for i in _items(stack) if i["event_id"] in (updated, assigned)]) == 2 else None)
 
     assert stack.http.get("/api/dlq").status_code == 401
@@ -58,7 +50,7 @@ def test_a_failed_sync_run_is_a_dlq_item_retried_from_failure(stack):
     resp = stack.http.post("/api/sync/crm_financeiro/run", headers=KEY)
     assert resp.status_code == 202, resp.text
     run_id = resp.json()["run_id"]
-    item = _wait(lambda: next((i for i in _items(stack, kind="sync") if i["id"] == run_id), None), timeout=150)
+    item = wait_for(lambda: next((i for i in _items(stack, kind="sync") if i["id"] == run_id), None), timeout=150)
     assert item["sync"] == "crm_financeiro" and item["kind"] == "sync" and item["error_class"] == "invalid"
     assert item["queue"] == "integrations-low"
     retry = stack.http.post(f"/api/dlq/{run_id}/retry", headers=KEY)
@@ -69,7 +61,7 @@ def test_a_failed_sync_run_is_a_dlq_item_retried_from_failure(stack):
         listed = stack.http.get("/api/sync", params={"sync": "crm_financeiro"}, headers=KEY).json()["syncs"][0]["runs"]
         return next((r for r in listed if r["run_id"] == child and r["status"] in ("SUCCESS", "FAILURE")), None)
 
-    assert _wait(child_done, timeout=150)["status"] == "SUCCESS"
+    assert wait_for(child_done, timeout=150)["status"] == "SUCCESS"
     setups = [c for c in stack.sb.calls("financeiro") if c["method"] == "POST" and c["path"] == "/api/billing/setup"
               and c["status"] == 201 and c["json"].get("crm_contract_id") in (701, 702)]
     assert sorted(c["json"]["crm_contract_id"] for c in setups) == [701, 702]  # each written once

@@ -17,20 +17,13 @@ from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 from carinho_pipelines import breakers, tags
 from relay import dagster_gql
 from relay.store import Envelope, utcnow
+from tests.support import wait_for
 
 KEY = {"X-API-Key": "e2e-ops-key"}
 IN_PROGRESS = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
                DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
 
 
-def _wait(predicate, timeout=120, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _lead_updated(stack, lead_id: int) -> int:
@@ -56,7 +49,7 @@ def _api_dlq_ids(stack) -> set[str]:
 
 
 def _item_of(stack, event_id: int) -> dict:
-    return _wait(lambda: next((i for i in stack.http.get("/api/dlq", params={"per_page": 100}, headers=KEY).json()["data"]
+    return wait_for(lambda: next((i for i in stack.http.get("/api/dlq", params={"per_page": 100}, headers=KEY).json()["data"]
                                if i["event_id"] == event_id), None), what=f"the DLQ item of event {event_id}")
 
 
@@ -94,9 +87,9 @@ def test_the_ui_dlq_filter_lists_exactly_the_api_dlq_and_runs_say_who_launched_t
         assert api_child.tags[tags.LAUNCHED_BY] == "api:e2e" and api_child.tags[tags.QUEUE] == "integrations-retry"
         # the success sensor removes what the UI re-execution copied; the re-drive sensor
         # marks its parent replayed and says the UI launched it
-        _wait(lambda: not set(tags.FAILURE_TAGS) & set(instance.get_run_by_id(ui_child).tags), 60,
+        wait_for(lambda: not set(tags.FAILURE_TAGS) & set(instance.get_run_by_id(ui_child).tags), 60,
               "the UI re-execution's copied DLQ tags to be removed")
-        _wait(lambda: instance.get_run_by_id(ui_child).tags.get(tags.LAUNCHED_BY) == "dagster_ui", 60,
+        wait_for(lambda: instance.get_run_by_id(ui_child).tags.get(tags.LAUNCHED_BY) == "dagster_ui", 60,
               "the UI re-execution to be attributed to the UI")
         _wait(lambda: instance.get_run_by_id(ui_item["id"]).tags[tags.DLQ] == "replayed", 60,
               "the UI re-execution's parent to be marked replayed")  # tagged after the attribution, not with it
@@ -105,12 +98,12 @@ def test_the_ui_dlq_filter_lists_exactly_the_api_dlq_and_runs_say_who_launched_t
         assert sensed_run.tags[tags.LAUNCHED_BY] == "dispatch_sensor"
 
         # the UI's filter tag:carinho/dlq=open, with no status filter, is the API's DLQ
-        _wait(lambda: not instance.get_runs(filters=RunsFilter(statuses=IN_PROGRESS), limit=1), 120, "runs to finish")
+        wait_for(lambda: not instance.get_runs(filters=RunsFilter(statuses=IN_PROGRESS), limit=1), 120, "runs to finish")
 
         def ui_filter() -> set[str]:
             return {r.run_id for r in instance.get_runs(filters=RunsFilter(tags={tags.DLQ: "open"}))}
 
-        _wait(lambda: ui_filter() == _api_dlq_ids(stack), 30, "the UI filter and GET /api/dlq to agree")
+        wait_for(lambda: ui_filter() == _api_dlq_ids(stack), 30, "the UI filter and GET /api/dlq to agree")
         assert ui_filter() == _api_dlq_ids(stack)
         assert api_item["id"] not in ui_filter() and ok_run.run_id not in ui_filter()
         # …and every run the filter lists is a failure
@@ -138,7 +131,7 @@ def _redrive_ticks() -> list[dict]:
 
 
 def _tick_saying(text: str, since: float) -> dict:
-    return _wait(lambda: next((t for t in _redrive_ticks() if t["timestamp"] >= since and text in (t["skipReason"] or "")),
+    return wait_for(lambda: next((t for t in _redrive_ticks() if t["timestamp"] >= since and text in (t["skipReason"] or "")),
                               None), 90, f"a dlq_redrive_sensor tick saying {text!r}")
 
 
@@ -177,7 +170,7 @@ def test_an_open_breaker_degrades_health_holds_retries_and_the_redrive_tick_says
         forced = stack.http.post(f"/api/dlq/{item['id']}/retry", json={"force": True}, headers=KEY)
         assert forced.status_code == 202, forced.text
         child = forced.json()["new_run_id"]
-        child_item = _wait(lambda: next((i for i in stack.http.get("/api/dlq", params={"per_page": 100}, headers=KEY)
+        child_item = wait_for(lambda: next((i for i in stack.http.get("/api/dlq", params={"per_page": 100}, headers=KEY)
                                          .json()["data"] if i["id"] == child), None), what="the forced retry to fail")
         assert child_item["error_class"] == "unavailable"
     finally:

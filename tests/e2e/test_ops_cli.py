@@ -8,13 +8,13 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from dagster import DagsterInstance
 
 from carinho_pipelines import tags
 from tests.e2e.conftest import API_KEY, READER_KEY
+from tests.support import wait_for
 
 KEY = {"X-API-Key": API_KEY}
 CARINHO = str(Path(sys.executable).with_name("carinho"))
@@ -29,14 +29,6 @@ def carinho(stack, *args: str, key: str | None = API_KEY) -> subprocess.Complete
     return subprocess.run([CARINHO, *args], env=env, capture_output=True, text=True, timeout=120, cwd="/")
 
 
-def _wait(predicate, timeout=120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError("timed out")
 
 
 def test_the_ops_cli_answers_what_the_api_answers(stack):
@@ -45,7 +37,7 @@ def test_the_ops_cli_answers_what_the_api_answers(stack):
     resp = stack.post("/api/events", "crm", {"event_type": "lead.updated", "source_system": "crm", "payload": {"id": 7301}})
     event_id = resp.json()["event_id"]
     stack.wait_status(event_id, {"failed"})
-    item = _wait(lambda: next((i for i in stack.http.get("/api/dlq", params={"per_page": 100}, headers=KEY).json()["data"]
+    item = wait_for(lambda: next((i for i in stack.http.get("/api/dlq", params={"per_page": 100}, headers=KEY).json()["data"]
                                if i["event_id"] == event_id), None))
 
     listed = carinho(stack, "dlq", "list", "--type", "lead.updated")

@@ -3,7 +3,6 @@ resources as the hub builds them, and a temporary Dagster instance."""
 
 from __future__ import annotations
 
-import os
 from typing import Any, Iterator
 
 import pytest

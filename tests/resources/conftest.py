@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import base64
 import socket
-import threading
 from collections.abc import Callable, Iterator
-from email import message_from_bytes, policy
-from email.message import EmailMessage
 from typing import Any
 
 import pytest
