@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from carinho_pipelines import settings
+from carinho_pipelines import catalogue, settings
 from carinho_pipelines.privacy import mask_phone
 
 from . import normalise, schemas, validation
