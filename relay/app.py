@@ -3,26 +3,22 @@
 from __future__ import annotations
 
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.middleware import Middleware
+from starlette.routing import Mount, Route
 
-from . import dlq_api, events_api, health, logs, status_api, submit, sync_api, webhooks
+from . import dlq_api, events_api, health, logs, openapi, status_api, submit, sync_api, webhooks
 from .errors import EXCEPTION_HANDLERS
-from .openapi import build_schema
+from .nul_guard import RejectNul
 from .store import EventStore
-
-
-async def openapi(request: Request) -> JSONResponse:
-    return JSONResponse(build_schema(request.app.routes))
-
 
 routes = [
     Route("/health", health.health, methods=["GET"]),
     Route("/health/detailed", health.health_detailed, methods=["GET"]),
     Route("/status", status_api.status, methods=["GET"]),
     Route("/metrics", status_api.metrics, methods=["GET"]),
-    Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False),
+    Route("/openapi.json", openapi.openapi, methods=["GET"], include_in_schema=False),
+    Route("/docs", openapi.docs, methods=["GET"], include_in_schema=False),
+    Mount(openapi.DOCS_ASSETS, app=openapi.docs_assets(), name="docs-assets"),
     Route("/webhooks/whatsapp", webhooks.whatsapp_webhook, methods=["POST"]),
     Route("/webhooks/whatsapp/status", webhooks.whatsapp_status_webhook, methods=["POST"]),
     Route("/webhooks/site/lead", webhooks.site_lead, methods=["POST"]),
@@ -48,7 +44,7 @@ routes = [
 
 def create_app(store: EventStore | None = None) -> Starlette:
     logs.install()
-    app = Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS)
+    app = Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS, middleware=[Middleware(RejectNul)])
     app.state.store = store or EventStore()
     app.state.submitter = submit.Submitter(app.state.store) if submit.enabled() else None
     return app

@@ -61,8 +61,44 @@ async def read_json_object(request: Request) -> tuple[bytes, dict[str, Any]]:
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, "malformed_json", f"the body is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
-        raise ApiError(422, "validation_failed", "the body must be a JSON object", field="body", reason="not an object")
+        raise ApiError(422, "validation_failed", "the body must be a JSON object", field="body", reason="not an object",
+                       fields=[{"field": "body", "reason": "not an object"}])
+    if b"\\u" in raw:  # only escapes can smuggle in what a database cannot store
+        found = list(_unstorable(data, ""))
+        if found:
+            message = "; ".join(f"{p['field']}: {p['reason']}" for p in found)
+            raise ApiError(422, "validation_failed", message, field=found[0]["field"], reason=found[0]["reason"],
+                           fields=found)
     return raw, data
+
+
+def _storable(text: str) -> str | None:
+    if "\x00" in text:
+        return "must not contain NUL characters"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must be valid Unicode (no lone surrogates)"
+    return None
+
+
+def _unstorable(value: Any, path: str):
+    """Strings PostgreSQL cannot store (NUL, lone surrogates), in keys or values."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else key
+            reason = _storable(key)
+            if reason:
+                yield {"field": path or "body", "reason": "a key " + reason}
+                continue
+            yield from _unstorable(item, where)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _unstorable(item, f"{path}[{i}]")
+    elif isinstance(value, str):
+        reason = _storable(value)
+        if reason:
+            yield {"field": path or "body", "reason": reason}
 
 
 __all__ = ["read_raw", "read_json_object", "gzip"]

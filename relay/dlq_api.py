@@ -12,14 +12,14 @@ from starlette.responses import JSONResponse
 from carinho_pipelines import breakers, tags
 from carinho_pipelines.errors import ERROR_CLASSES
 
-from . import dagster_gql, runs
+from . import dagster_gql, runs, schemas, validation
 from .apikeys import ApiKey, audit, launched_by, require_scope
 from .bodies import read_json_object
 from .errors import ApiError, invalid
 from .events_api import _int_param, _time_param
 from .store import utcnow
 
-MAX_RETRY_ALL = 100
+MAX_RETRY_ALL = schemas.MAX_RETRY_ALL
 
 
 def _dlq():
@@ -201,8 +201,9 @@ async def archive(request: Request) -> JSONResponse:
     key = await require_scope(request, "dlq:write")
     _require_dagster()
     _raw, body = await read_json_object(request)
-    reason = body.get("reason")
-    if not isinstance(reason, str) or not reason.strip():
+    validation.check(schemas.ARCHIVE_BODY, body)
+    reason = body["reason"]
+    if not reason.strip():
         raise invalid("reason", "required: why this item needs no retry")
     run_id = request.path_params["id"]
 
@@ -222,15 +223,8 @@ async def retry_all(request: Request) -> JSONResponse:
     key = await require_scope(request, "dlq:write")
     _require_dagster()
     _raw, body = await read_json_object(request)
-    limit = body.get("limit")
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_RETRY_ALL:
-        raise invalid("limit", f"required, an integer from 1 to {MAX_RETRY_ALL}")
-    kind = body.get("kind")
-    if kind not in (None, "event", "sync"):
-        raise invalid("kind", "must be event or sync")
-    error_class = body.get("error_class")
-    if error_class is not None and error_class not in ERROR_CLASSES:
-        raise invalid("error_class", f"must be one of {', '.join(ERROR_CLASSES)}")
+    validation.check(schemas.RETRY_ALL_BODY, body)  # every invalid field at once (the published schema)
+    limit, kind, error_class = int(body["limit"]), body.get("kind"), body.get("error_class")  # JSON 5.0 is an integer
     force = _force(body)
 
     def work() -> dict[str, Any]:

@@ -46,7 +46,9 @@ class ApiError(Exception):
 
 
 def invalid(field: str, reason: str, **extra: Any) -> ApiError:
-    return ApiError(422, "validation_failed", f"{field}: {reason}", field=field, reason=reason, **extra)
+    """A 422 for one field (``fields`` lists it too, like the 422s that name several)."""
+    return ApiError(422, "validation_failed", f"{field}: {reason}", field=field, reason=reason,
+                    fields=[{"field": field, "reason": reason}], **extra)
 
 
 async def api_error_handler(_request: Request, exc: Exception) -> JSONResponse:

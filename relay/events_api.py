@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse
 
 from carinho_pipelines.privacy import mask_payload
 
-from . import runs
+from . import runs, validation
 from .apikeys import require_scope
 from .errors import ApiError, invalid
 from .normalise import parse_time
@@ -123,17 +123,31 @@ def _query(store: EventStore, filters: dict[str, Any], status: str | None, page:
 async def list_events(request: Request) -> JSONResponse:
     """Events, newest first; filters ``type``, ``source``, ``status``, ``from``, ``to``; paged."""
     await require_scope(request, "events:read")
-    status = request.query_params.get("status")
-    if status is not None and status not in STATES:
-        raise invalid("status", f"must be one of {', '.join(STATES)}")
+    found: list[dict[str, str]] = []  # every invalid parameter, reported together
+
+    def read(parse, *args):
+        try:
+            return parse(*args)
+        except ApiError as exc:
+            found.extend(exc.extra.get("fields", []))
+            return None
+
+    def check_status(raw: str | None) -> str | None:
+        if raw is not None and raw not in STATES:
+            raise invalid("status", f"must be one of {', '.join(STATES)}")
+        return raw
+
+    status = read(check_status, request.query_params.get("status"))
     filters = {
         "type": request.query_params.get("type"),
         "source": request.query_params.get("source"),
-        "from": _time_param(request, "from"),
-        "to": _time_param(request, "to"),
+        "from": read(_time_param, request, "from"),
+        "to": read(_time_param, request, "to"),
     }
-    page = _int_param(request, "page", 1, 1, 10**6)
-    per_page = _int_param(request, "per_page", 50, 1, MAX_PER_PAGE)
+    page = read(_int_param, request, "page", 1, 1, 10**6)
+    per_page = read(_int_param, request, "per_page", 50, 1, MAX_PER_PAGE)
+    if found:
+        raise validation.failed(found)
     body = await run_in_threadpool(_query, request.app.state.store, filters, status, page, per_page)
     return JSONResponse(body)
 

@@ -12,12 +12,12 @@ from carinho_pipelines import catalogue
 from carinho_pipelines.privacy import PHONE_KEYS, normalize_phone
 from carinho_pipelines.settings import WHATSAPP_SOURCE
 
+from . import schemas, validation
 from .errors import ApiError, invalid
 from .store import Envelope, utcnow
 
 #: Types recorded for audit/health but never dispatched (not in the catalogue).
 RECORDED_ONLY = ("whatsapp.connection", "whatsapp.presence", "whatsapp.other")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _RATING = re.compile(r"^rating_([1-5])$")
 
 
@@ -39,24 +39,29 @@ def parse_time(value: Any) -> dt.datetime | None:
     if isinstance(value, str):
         try:
             parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
+            # in UTC: PostgreSQL refuses offsets beyond ±15:59 (ISO allows up to ±23:59)
+            return (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)).astimezone(dt.timezone.utc)
+        except (ValueError, OverflowError):  # not ISO-8601, or out of range once in UTC
             return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
     return None
 
 
-def check_event_type(event_type: Any) -> str:
+def event_type_problems(event_type: Any) -> list[dict[str, str]]:
     if not isinstance(event_type, str) or not event_type:
-        raise invalid("event_type", "required", known=list(catalogue.EVENT_TYPES))
+        return [{"field": "event_type", "reason": "required"}]
     if event_type not in catalogue.CATALOGUE:
-        raise ApiError(
-            422,
-            "unknown_event_type",
-            f"unknown event type {event_type!r}",
-            field="event_type",
-            known=list(catalogue.EVENT_TYPES),
-        )
-    return event_type
+        return [{"field": "event_type", "reason": f"unknown event type {event_type!r}"}]
+    return []
+
+
+def invalid_event(found: list[dict[str, str]]) -> ApiError:
+    """The 422 for ``found``; ``unknown_event_type`` (with the known ones) when the type is."""
+    error = validation.failed(found)
+    if any(p["field"] == "event_type" for p in found):
+        error.extra["known"] = list(catalogue.EVENT_TYPES)
+        if any(p["field"] == "event_type" and p["reason"].startswith("unknown") for p in found):
+            error.error = "unknown_event_type"
+    return error
 
 
 def check_origin(source: str, event_type: str) -> None:
@@ -80,18 +85,18 @@ def _normalise_phones(payload: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def payload_problems(event_type: str, payload: Any, prefix: str = "") -> list[dict[str, str]]:
+    """Every problem of ``payload`` against its event type's schema (the catalogue's)."""
+    if not isinstance(payload, dict):
+        return [{"field": prefix or "payload", "reason": "must be a JSON object"}]
+    return validation.payload_problems(event_type, payload, prefix)
+
+
 def validate_payload(event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
-    """Required fields from the catalogue, normalised phones, plausible e-mails."""
-    spec = catalogue.CATALOGUE[event_type]
-    for field in spec.required:
-        if payload.get(field) in (None, ""):
-            raise invalid(field, "required")
-    if spec.required_any and not any(payload.get(f) not in (None, "") for f in spec.required_any):
-        raise invalid(" or ".join(spec.required_any), "at least one is required")
-    for key in ("email", "client_email"):
-        value = payload.get(key)
-        if value not in (None, "") and (not isinstance(value, str) or not _EMAIL.match(value)):
-            raise invalid(key, "is not a valid e-mail address")
+    """The catalogue's schema (required fields, types, e-mails, phones); phones normalised."""
+    found = payload_problems(event_type, payload)
+    if found:
+        raise validation.failed(found)
     return _normalise_phones(payload)
 
 
@@ -102,10 +107,17 @@ def system_envelope(
     payload: dict[str, Any],
     idempotency_key: str | None,
     occurred_at: Any = None,
+    problems: list[dict[str, str]] | None = None,
 ) -> Envelope:
-    payload = validate_payload(event_type, payload)
+    """The envelope of a system's event; every problem (``problems`` found by the route,
+    the payload's, the idempotency key's) in one 422."""
+    found = [*(problems or []), *payload_problems(event_type, payload)]
     if idempotency_key is not None and (not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 255):
-        raise invalid("idempotency_key", "must be a non-empty string of at most 255 characters")
+        found.append({"field": "idempotency_key", "reason": "must be a non-empty string of at most 255 characters"})
+    found = validation.unique(found)
+    if found:
+        raise validation.failed(found)
+    payload = _normalise_phones(payload)
     key = idempotency_key or body_hash(source, event_type, payload)
     return Envelope(
         event_type=event_type,
@@ -166,9 +178,8 @@ def _media_url(cb: dict[str, Any]) -> str | None:
 
 
 def received_envelope(cb: dict[str, Any]) -> Envelope:
-    message_id = cb.get("messageId")
-    if not isinstance(message_id, str) or not message_id:
-        raise invalid("messageId", "required for a ReceivedCallback")
+    validation.check(schemas.ZAPI_RECEIVED, cb)
+    message_id = cb["messageId"]
     key = message_id
     if cb.get("isEdit"):
         key = f"{message_id}:edit:{cb.get('editMessageId') or cb.get('momment')}"
@@ -215,13 +226,8 @@ def received_envelope(cb: dict[str, Any]) -> Envelope:
 
 
 def status_envelope(cb: dict[str, Any]) -> tuple[Envelope, tuple[str, list[str]]]:
-    status = cb.get("status")
-    ids = cb.get("ids")
-    if not isinstance(status, str) or not status:
-        raise invalid("status", "required for a MessageStatusCallback")
-    if not isinstance(ids, list) or not ids or not all(isinstance(i, str) and i for i in ids):
-        raise invalid("ids", "must be a non-empty list of message ids")
-    ids = sorted(set(ids))
+    validation.check(schemas.ZAPI_STATUS, cb)
+    status, ids = cb["status"], sorted(set(cb["ids"]))
     status = status.upper()
     payload = {
         "status": status,
@@ -244,9 +250,8 @@ def status_envelope(cb: dict[str, Any]) -> tuple[Envelope, tuple[str, list[str]]
 
 def delivery_envelope(cb: dict[str, Any]) -> tuple[Envelope, tuple[str, list[str]]]:
     """A DeliveryCallback (handed to WhatsApp, or failed) as a ``whatsapp.status``."""
-    message_id = cb.get("messageId")
-    if not isinstance(message_id, str) or not message_id:
-        raise invalid("messageId", "required for a DeliveryCallback")
+    validation.check(schemas.ZAPI_DELIVERY, cb)
+    message_id = cb["messageId"]
     failed = bool(cb.get("error"))
     status = "FAILED" if failed else "SENT"
     payload = {

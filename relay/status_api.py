@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from carinho_pipelines.monitoring import alerts, thresholds
+from carinho_pipelines.monitoring import alerts, prometheus, thresholds
 from carinho_pipelines.monitoring import metrics as monitoring_metrics
 from carinho_pipelines.settings import env
 
@@ -31,6 +31,8 @@ from .store import EventStore, utcnow
 log = logging.getLogger(__name__)
 
 LEVEL_NUMBER = {thresholds.OK: 0, thresholds.ALERT: 1, thresholds.CRITICAL: 2}
+#: ``carinho_breaker_state``: 0 closed, 1 half-open (one probe may pass), 2 open
+BREAKER_NUMBER = {"closed": 0, "half_open": 1, "open": 2}
 
 
 def _collect(store: EventStore) -> tuple[monitoring_metrics.Snapshot, dict[str, alerts.AlertState]]:
@@ -104,7 +106,22 @@ async def status(request: Request) -> JSONResponse:
     return JSONResponse(body)
 
 
-def prometheus_text(snap: monitoring_metrics.Snapshot, states: dict[str, alerts.AlertState]) -> bytes:
+def whatsapp_disconnected_seconds(states: dict[str, alerts.AlertState], connection: dict[str, Any] | None,
+                                  now: Any) -> float:
+    """How long the WhatsApp instance has been disconnected (0 when connected or never
+    checked): the alert sensor's check of Z-API, else Z-API's last connection callback."""
+    state = states.get(thresholds.WHATSAPP_ALERT_KEY)
+    if state is not None:
+        since = state.condition_since
+    elif connection is not None and not connection["connected"]:
+        since = connection["since"]
+    else:
+        since = None
+    return max(0.0, (now - since).total_seconds()) if since is not None else 0.0
+
+
+def prometheus_text(snap: monitoring_metrics.Snapshot, states: dict[str, alerts.AlertState],
+                    connection: dict[str, Any] | None = None) -> bytes:
     """The snapshot in the Prometheus text exposition format (prometheus-client)."""
     from prometheus_client import CollectorRegistry, generate_latest
     from prometheus_client.core import GaugeMetricFamily
@@ -113,10 +130,11 @@ def prometheus_text(snap: monitoring_metrics.Snapshot, states: dict[str, alerts.
         return GaugeMetricFamily(name, doc, labels=labels)
 
     families = []
+    series = prometheus.METRIC_SERIES
     values = {
-        "events_pending": ("carinho_events_pending", "Events received and due but not finished."),
-        "retry_backlog": ("carinho_retry_backlog", "Actions waiting for another attempt."),
-        "dlq_open": ("carinho_dlq_open", "Failed runs in the DLQ (not archived, not replayed)."),
+        "events_pending": (series["events_pending"], "Events received and due but not finished."),
+        "retry_backlog": (series["retry_backlog"], "Actions waiting for another attempt."),
+        "dlq_open": (series["dlq_open"], "Failed runs in the DLQ (not archived, not replayed)."),
     }
     for key, (name, doc) in values.items():
         g = gauge(name, doc)
@@ -124,7 +142,7 @@ def prometheus_text(snap: monitoring_metrics.Snapshot, states: dict[str, alerts.
             g.add_metric([], float(snap.metrics[key].value))
         families.append(g)
     rate = snap.metrics["error_rate"]
-    g = gauge("carinho_error_rate_ratio", "Failed / finished hub runs over the last hour (0-1).")
+    g = gauge(series["error_rate"], "Failed / finished hub runs over the last hour (0-1).")
     if rate.value is not None:
         g.add_metric([], rate.value / 100.0)
     families.append(g)
@@ -173,6 +191,20 @@ def prometheus_text(snap: monitoring_metrics.Snapshot, states: dict[str, alerts.
         g = gauge("carinho_whatsapp_connected", "1 when the WhatsApp instance was connected at the last check.")
         g.add_metric([], 0.0 if whatsapp.condition_since else 1.0)
         families.append(g)
+    g = gauge("carinho_whatsapp_disconnected_seconds",
+              "Seconds the WhatsApp instance has been disconnected (0 when connected or not yet checked).")
+    g.add_metric([], round(whatsapp_disconnected_seconds(states, connection, snap.at), 1))
+    families.append(g)
+    outcomes = gauge("carinho_destination_actions_window",
+                     "Actions per destination that succeeded / failed, last hour.", ["destination", "outcome"])
+    for destination, counts in sorted(snap.actions.items()):
+        for outcome, count in sorted(counts.items()):
+            outcomes.add_metric([destination, outcome], count)
+    breaker = gauge("carinho_breaker_state", "Circuit breaker per destination: 0 closed, 1 half-open, 2 open.",
+                    ["destination"])
+    for destination, state in sorted(snap.breakers.items()):
+        breaker.add_metric([destination], BREAKER_NUMBER.get(state, 2))
+    families += [outcomes, breaker]
     escalation = gauge("carinho_alert_escalation_level", "Escalation level announced per alert (0 none, 1-3).", ["alert"])
     for key, state in sorted(states.items()):
         escalation.add_metric([key], state.level)
@@ -193,7 +225,11 @@ async def metrics_endpoint(request: Request) -> Response:
     if (env("CARINHO_METRICS_REQUIRE_KEY", "") or "").strip().lower() in {"1", "true", "yes", "on"}:
         await require_scope(request, "status:read")
     snap, states = await _snapshot(request)
-    return Response(prometheus_text(snap, states), media_type=CONTENT_TYPE_LATEST)
+    try:
+        connection = await run_in_threadpool(request.app.state.store.whatsapp_connection_state)
+    except sa.exc.SQLAlchemyError:
+        connection = None
+    return Response(prometheus_text(snap, states, connection), media_type=CONTENT_TYPE_LATEST)
 
 
 #: the route handler (``Route("/metrics", status_api.metrics)``)

@@ -14,13 +14,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from carinho_pipelines import settings
+from carinho_pipelines import catalogue, settings
 from carinho_pipelines.privacy import mask_phone
 
-from . import normalise
+from . import normalise, schemas, validation
 from .auth import authenticate_system, authenticate_zapi, require_system, verify_signature
 from .bodies import read_json_object
-from .errors import ApiError, invalid
+from .errors import ApiError
 from .group_commit import GroupCommitter
 from .store import Envelope, EventStore, StoreUnavailable
 
@@ -101,17 +101,30 @@ def _idempotency_key(request: Request, body: dict[str, Any]) -> str | None:
     return request.headers.get("webhook-id") or body.get("idempotency_key") or request.headers.get("idempotency-key")
 
 
-async def _system_event(request: Request, system: str, event_type: str, *, payload: dict[str, Any] | None = None) -> JSONResponse:
+async def _system_event(
+    request: Request,
+    system: str,
+    event_type: str | dict[str, str],
+    *,
+    extra_schema: dict[str, Any] = schemas.WEBHOOK_EXTRAS,
+    occurred_key: str = "occurred_at",
+) -> JSONResponse:
+    """A dedicated route: the body is the event's payload (plus ``idempotency_key``).
+    ``event_type`` may map the body's ``status`` to the type (the payment route)."""
     require_system(request, system)
     raw, body = await read_json_object(request)
     verify_signature(request, system, raw)
-    check_and_payload = body if payload is None else payload
+    if isinstance(event_type, dict):  # the payment route: the type follows ``status`` (checked by extra_schema)
+        status = body.get("status")
+        event_type = event_type[status] if isinstance(status, str) and status in event_type else \
+            next(iter(event_type.values()))
     env = normalise.system_envelope(
         event_type=event_type,
         source=system,
-        payload={k: v for k, v in check_and_payload.items() if k != "idempotency_key"},
+        payload={k: v for k, v in body.items() if k != "idempotency_key"},
         idempotency_key=_idempotency_key(request, body),
-        occurred_at=body.get("occurred_at") or body.get("timestamp"),
+        occurred_at=body.get(occurred_key) or body.get("occurred_at") or body.get("timestamp"),
+        problems=validation.problems(extra_schema, body),
     )
     return await commit(request, env, compat=True)
 
@@ -139,57 +152,18 @@ PAYMENT_STATUSES = {"received": "payment.received", "paid": "payment.received", 
 
 async def financeiro_payment(request: Request) -> JSONResponse:
     """Financeiro payment → ``payment.received`` (received/paid) or ``payment.failed``."""
-    require_system(request, "financeiro")
-    raw, body = await read_json_object(request)
-    verify_signature(request, "financeiro", raw)
-    status = body.get("status")
-    event_type = PAYMENT_STATUSES.get(status) if isinstance(status, str) else None
-    if event_type is None:
-        raise invalid("status", "must be one of received, paid, failed", allowed=sorted(PAYMENT_STATUSES))
-    if body.get("id") in (None, ""):
-        raise invalid("id", "required")
-    env = normalise.system_envelope(
-        event_type=event_type,
-        source="financeiro",
-        payload={k: v for k, v in body.items() if k != "idempotency_key"},
-        idempotency_key=_idempotency_key(request, body),
-        occurred_at=body.get("paid_at") or body.get("occurred_at"),
-    )
-    return await commit(request, env, compat=True)
+    return await _system_event(request, "financeiro", PAYMENT_STATUSES,
+                               extra_schema=schemas.PAYMENT_STATUS, occurred_key="paid_at")
 
 
 async def financeiro_payout(request: Request) -> JSONResponse:
     """Financeiro payout processed → ``payout.processed``."""
-    require_system(request, "financeiro")
-    raw, body = await read_json_object(request)
-    verify_signature(request, "financeiro", raw)
-    if body.get("id") in (None, ""):
-        raise invalid("id", "required")
-    env = normalise.system_envelope(
-        event_type="payout.processed",
-        source="financeiro",
-        payload={k: v for k, v in body.items() if k != "idempotency_key"},
-        idempotency_key=_idempotency_key(request, body),
-        occurred_at=body.get("processed_at"),
-    )
-    return await commit(request, env, compat=True)
+    return await _system_event(request, "financeiro", "payout.processed", occurred_key="processed_at")
 
 
 async def cuidadores_feedback(request: Request) -> JSONResponse:
     """Cuidadores feedback → ``feedback.received``."""
-    require_system(request, "cuidadores")
-    raw, body = await read_json_object(request)
-    verify_signature(request, "cuidadores", raw)
-    rating = body.get("rating")
-    if isinstance(rating, bool) or not isinstance(rating, (int, float)) or not 1 <= rating <= 5:
-        raise invalid("rating", "must be a number from 1 to 5")
-    env = normalise.system_envelope(
-        event_type="feedback.received",
-        source="cuidadores",
-        payload={k: v for k, v in body.items() if k != "idempotency_key"},
-        idempotency_key=_idempotency_key(request, body),
-    )
-    return await commit(request, env, compat=True)
+    return await _system_event(request, "cuidadores", "feedback.received")
 
 
 # -- generic routes ---------------------------------------------------------------
@@ -208,13 +182,13 @@ async def system_webhook(request: Request) -> JSONResponse:
     require_system(request, system)
     raw, body = await read_json_object(request)
     verify_signature(request, system, raw)
-    event_type = normalise.check_event_type(
-        request.headers.get("x-event-type") or body.get("event_type") or body.get("type") or body.get("event")
-    )
+    event_type = request.headers.get("x-event-type") or body.get("event_type") or body.get("type") or body.get("event")
+    type_problems = normalise.event_type_problems(event_type)
+    found = type_problems + validation.problems(schemas.SYSTEM_EVENT_ENVELOPE, body)
+    if type_problems:
+        raise normalise.invalid_event(found)
     normalise.check_origin(system, event_type)
     inner = body.get("payload", body.get("data"))
-    if inner is not None and not isinstance(inner, dict):
-        raise invalid("payload", "must be a JSON object")
     payload = inner if isinstance(inner, dict) else {k: v for k, v in body.items() if k not in _META_KEYS}
     env = normalise.system_envelope(
         event_type=event_type,
@@ -222,6 +196,7 @@ async def system_webhook(request: Request) -> JSONResponse:
         payload=payload,
         idempotency_key=_idempotency_key(request, body),
         occurred_at=body.get("timestamp") or body.get("occurred_at"),
+        problems=found,
     )
     return await commit(request, env, compat=True)
 
@@ -231,16 +206,18 @@ async def post_event(request: Request) -> JSONResponse:
     system = authenticate_system(request)
     raw, body = await read_json_object(request)
     verify_signature(request, system, raw)
-    event_type = normalise.check_event_type(body.get("event_type"))
-    source = body.get("source_system")
-    if not isinstance(source, str) or not source:
-        raise invalid("source_system", "required")
-    if source != system:
-        raise ApiError(403, "forbidden", f"credentials of {system!r} cannot post events as {source!r}")
-    normalise.check_origin(system, event_type)
-    payload = body.get("payload")
-    if not isinstance(payload, dict):
-        raise invalid("payload", "required, a JSON object")
+    event_type, source, payload = body.get("event_type"), body.get("source_system"), body.get("payload")
+    found = normalise.event_type_problems(event_type) + [
+        p for p in validation.problems(schemas.CANONICAL_EVENT, body) if p["field"] != "event_type"]
+    if event_type in catalogue.CATALOGUE:
+        if isinstance(source, str) and source in settings.SYSTEMS:
+            if source != system:
+                raise ApiError(403, "forbidden", f"credentials of {system!r} cannot post events as {source!r}")
+            normalise.check_origin(system, event_type)
+        if isinstance(payload, dict):
+            found += normalise.payload_problems(event_type, payload, "payload")
+    if found:
+        raise normalise.invalid_event(validation.unique(found))
     env = normalise.system_envelope(
         event_type=event_type,
         source=system,
@@ -263,9 +240,7 @@ def _check_instance(cb: dict[str, Any]) -> None:
 async def _zapi_callback(request: Request) -> dict[str, Any]:
     authenticate_zapi(request)
     _raw, cb = await read_json_object(request)
-    kind = cb.get("type")
-    if not isinstance(kind, str) or not kind:
-        raise invalid("type", "required: the Z-API callback type")
+    validation.check(schemas.ZAPI_ANY, cb)
     _check_instance(cb)
     return cb
 

@@ -15,6 +15,9 @@ Definitions (one place):
   cleared).
 - **error rate**: failed / finished hub runs (event and sync runs) that finished in the
   last hour, in percent.
+- per destination: **action outcomes** — actions of events (one per op and event, the
+  ledger's final word) that succeeded or failed, last updated in the window; and each
+  destination's **circuit breaker** state.
 - per queue: **wait** (due → run started) and **processing** (due → run finished, runs
   that succeeded), p50/p95 over the runs finished in the last hour, against the queue's
   SLA; "due" is when the event was received (or became due, for delayed events), or
@@ -32,13 +35,23 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from carinho_pipelines import tags
+from carinho_pipelines import breakers, catalogue, settings, tags
 from carinho_pipelines.queues import QUEUES, RETRY
 from relay.store import EventStore, as_utc, utcnow
 from relay.tables import event_actions, events, whatsapp_outbox
 
 from . import thresholds
 from .thresholds import OK, THRESHOLDS
+
+#: destinations of the catalogue's actions (the hub's own actions are not a destination)
+DESTINATIONS: tuple[str, ...] = tuple(sorted({a.destination for e in catalogue.CATALOGUE.values() for a in e.actions}
+                                             - {"hub"}))
+#: action name → destination (an action name means the same call in every event type)
+ACTION_DESTINATION: dict[str, str] = {a.name: a.destination for e in catalogue.CATALOGUE.values() for a in e.actions}
+#: destinations with a circuit breaker (as /health/detailed lists them)
+BREAKER_DESTINATIONS: tuple[str, ...] = (*settings.SYSTEMS, "email")
+#: ledger statuses counted as a success / a failure of the destination
+OUTCOMES = {"succeeded": "succeeded", "skipped": "succeeded", "failed": "failed"}
 
 #: at most this many runs are read per query (far above the expected hourly volume)
 RUN_SCAN_LIMIT = 20000
@@ -80,6 +93,10 @@ class Snapshot:
     queues: dict[str, QueueStats]
     #: False when the relay has no Dagster instance (DAGSTER_HOME unset): run-based values are None
     dagster: bool = True
+    #: destination → {"succeeded": n, "failed": n}: action outcomes in the window
+    actions: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: destination → breaker state (closed / open / half_open)
+    breakers: dict[str, str] = field(default_factory=dict)
 
     @property
     def level(self) -> str:
@@ -92,6 +109,8 @@ class Snapshot:
             "dagster": self.dagster,
             "metrics": {k: asdict(v) for k, v in self.metrics.items()},
             "queues": {k: asdict(v) for k, v in self.queues.items()},
+            "actions": self.actions,
+            "breakers": self.breakers,
         }
 
 
@@ -136,6 +155,17 @@ def snapshot(store: EventStore, instance: Any | None, now: dt.datetime | None = 
         held_messages = conn.execute(
             sa.select(sa.func.count()).select_from(whatsapp_outbox).where(whatsapp_outbox.c.status == "pending")
         ).scalar_one()
+        outcomes = conn.execute(
+            sa.select(event_actions.c.action, event_actions.c.status, sa.func.count())
+            .where(event_actions.c.updated_at >= now - thresholds.WINDOW, event_actions.c.updated_at <= now)
+            .group_by(event_actions.c.action, event_actions.c.status)
+        ).all()
+    actions = {d: {"succeeded": 0, "failed": 0} for d in DESTINATIONS}
+    for action, status, count in outcomes:
+        destination, outcome = ACTION_DESTINATION.get(action), OUTCOMES.get(status)
+        if destination in actions and outcome:
+            actions[destination][outcome] += count
+    breaker_states = breakers.states(store, BREAKER_DESTINATIONS)
     not_dispatched = 0
     for queue, count, oldest in undispatched:
         not_dispatched += count
@@ -152,7 +182,7 @@ def snapshot(store: EventStore, instance: Any | None, now: dt.datetime | None = 
             "dlq_open": _metric("dlq_open", None),
             "error_rate": _metric("error_rate", None),
         }
-        return Snapshot(now, metrics, queues, dagster=False)
+        return Snapshot(now, metrics, queues, dagster=False, actions=actions, breakers=breaker_states)
 
     from dagster import DagsterRunStatus, RunsFilter
     from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
@@ -246,7 +276,7 @@ def snapshot(store: EventStore, instance: Any | None, now: dt.datetime | None = 
         "dlq_open": _metric("dlq_open", dlq_open),
         "error_rate": _metric("error_rate", error_rate, samples=len(finished), detail={"failed": failed}),
     }
-    return Snapshot(now, metrics, queues)
+    return Snapshot(now, metrics, queues, actions=actions, breakers=breaker_states)
 
 
 def _metric(name: str, value: float | None, samples: int | None = None, detail: dict | None = None) -> Metric:

@@ -91,7 +91,8 @@ def test_the_ui_dlq_filter_lists_exactly_the_api_dlq_and_runs_say_who_launched_t
               "the UI re-execution's copied DLQ tags to be removed")
         wait_for(lambda: instance.get_run_by_id(ui_child).tags.get(tags.LAUNCHED_BY) == "dagster_ui", 60,
               "the UI re-execution to be attributed to the UI")
-        assert instance.get_run_by_id(ui_item["id"]).tags[tags.DLQ] == "replayed"
+        wait_for(lambda: instance.get_run_by_id(ui_item["id"]).tags[tags.DLQ] == "replayed", 60,
+              "the UI re-execution's parent to be marked replayed")  # tagged after the attribution, not with it
         assert instance.get_run_by_id(api_item["id"]).tags[tags.DLQ] == "replayed"
         [sensed_run] = _runs_of(instance, sensed)
         assert sensed_run.tags[tags.LAUNCHED_BY] == "dispatch_sensor"
