@@ -52,7 +52,7 @@ setup(
     description="Carinho Integrações: webhooks relay, event fan-out and syncs on Dagster",
     packages=find_packages(exclude=["tests", "tests.*", "benchmarks"]),
     include_package_data=True,
-    package_data={"carinho_pipelines": ["dagster.yaml"], "relay": ["migrations/*.ini", "migrations/*.py", "migrations/versions/*.py"]},
+    package_data={"carinho_pipelines": ["dagster.yaml"], "carinho_pipelines.store": ["migrations/*.ini", "migrations/*.py", "migrations/versions/*.py", "migrations/*.mako"]},
     python_requires=">=3.11,<3.13",
     install_requires=INSTALL_REQUIRES,
     extras_require={"test": TESTS_REQUIRE},

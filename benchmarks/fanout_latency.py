@@ -38,8 +38,8 @@ sys.path.insert(0, str(REPO))
 from carinho_pipelines.instance import prepare_dagster_home  # noqa: E402
 from carinho_pipelines.queues import QUEUES  # noqa: E402
 from carinho_pipelines.sandbox import Sandbox  # noqa: E402
-from relay.migrate import upgrade  # noqa: E402
-from relay.tables import event_actions, events  # noqa: E402
+from carinho_pipelines.store.migrate import upgrade  # noqa: E402
+from carinho_pipelines.store.tables import event_actions, events  # noqa: E402
 
 PG_ADMIN = os.environ.get("CARINHO_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 BIN = Path(sys.executable).parent

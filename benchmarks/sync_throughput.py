@@ -102,7 +102,7 @@ def one(n: int, concurrency: int | None) -> dict:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     url = sa.engine.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
     try:
-        from relay.migrate import upgrade
+        from carinho_pipelines.store.migrate import upgrade
 
         upgrade(url)
         os.environ["CARINHO_DATABASE_URL"] = url

@@ -10,8 +10,8 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from relay.store import EventStore, as_utc, utcnow
-from relay.tables import breakers
+from carinho_pipelines.store import EventStore, as_utc, utcnow
+from carinho_pipelines.store.tables import breakers
 
 from carinho_pipelines.settings import env
 

@@ -37,7 +37,7 @@ def db() -> None:
 @click.option("--url", envvar="CARINHO_DATABASE_URL", default=None, help="defaults to CARINHO_DATABASE_URL / SQLite")
 def db_upgrade(url: str | None) -> None:
     """Apply the event store's migrations (idempotent)."""
-    from relay.migrate import upgrade
+    from carinho_pipelines.store.migrate import upgrade
 
     upgrade(url)
     click.echo(f"event store at revision head ({_safe_url(url or settings.database_url())})")
@@ -62,8 +62,8 @@ def apikey() -> None:
 @click.option("--scopes", required=True, help="comma-separated, e.g. events:read,dlq:read (or *)")
 def apikey_create(name: str, scopes: str) -> None:
     """Create a key; the key is printed alone on the last line, once."""
-    from relay.apikeys import create_key
-    from relay.store import EventStore
+    from carinho_pipelines.store.apikeys import create_key
+    from carinho_pipelines.store import EventStore
 
     try:
         key = create_key(EventStore(), name, [s.strip() for s in scopes.split(",") if s.strip()])
@@ -77,8 +77,8 @@ def apikey_create(name: str, scopes: str) -> None:
 @click.argument("name")
 def apikey_revoke(name: str) -> None:
     """Revoke a stored key (it stops working at once)."""
-    from relay.apikeys import revoke_key
-    from relay.store import EventStore
+    from carinho_pipelines.store.apikeys import revoke_key
+    from carinho_pipelines.store import EventStore
 
     if not revoke_key(EventStore(), name):
         raise click.ClickException(f"no active key named {name!r}")
@@ -88,8 +88,8 @@ def apikey_revoke(name: str) -> None:
 @apikey.command("list")
 def apikey_list() -> None:
     """Stored keys (names and scopes, never the keys)."""
-    from relay.apikeys import list_keys
-    from relay.store import EventStore
+    from carinho_pipelines.store.apikeys import list_keys
+    from carinho_pipelines.store import EventStore
 
     for row in list_keys(EventStore()):
         state = f"revoked {row['revoked_at']:%Y-%m-%d}" if row["revoked_at"] else "active"
@@ -151,9 +151,7 @@ def relay(host: str, port: int, workers: int) -> None:
     """Serve the relay (webhooks + operations API) with uvicorn."""
     import uvicorn
 
-    from relay import logs
-
-    logs.install()
+    # by name, not imported: the relay sits above this package (its app installs its log redaction)
     uvicorn.run("relay.app:app", host=host, port=port, workers=workers, log_level="info")
 
 
@@ -291,7 +289,7 @@ def _start_hub(sv, sup, in_process: list[object], launcher: str, embedded_broker
         click.echo(f"  ✓ {'sandbox':<32} simulators on 127.0.0.1:{sandbox_port}-{sandbox_port + 8}, "
                    f"mailbox SMTP :{mail_port}")
 
-    from relay.migrate import upgrade
+    from carinho_pipelines.store.migrate import upgrade
 
     upgrade()
     api_key = _operations_key(data)
@@ -366,8 +364,8 @@ load_from:
 def _operations_key(data: Path) -> str:
     """The embedded default's operations API key (all scopes): created at the first
     start, kept in the data folder (mode 600), recreated if the store lost it."""
-    from relay.apikeys import create_key, list_keys, lookup, revoke_key
-    from relay.store import EventStore
+    from carinho_pipelines.store.apikeys import create_key, list_keys, lookup, revoke_key
+    from carinho_pipelines.store import EventStore
 
     path = data / "api_key"
     store = EventStore()

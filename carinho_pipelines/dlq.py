@@ -2,7 +2,7 @@
 ``open`` (ARCHITECTURE.md "DLQ = failed runs"). This module reads and annotates them
 in the Dagster instance — the same storage the UI shows — so the API and the UI can
 never disagree. Launching re-executions goes through Dagster's GraphQL API
-(``relay.dagster_gql``), the same mutation as the UI's button."""
+(``carinho_pipelines.platform.graphql_client``), the same mutation as the UI's button."""
 
 from __future__ import annotations
 
@@ -400,8 +400,8 @@ def replay(store: Any, instance: DagsterInstance, run_id: str, who: str, now: dt
     ``who``) to the child's ``carinho/launched_by``."""
     import sqlalchemy as sa
 
-    from relay import dagster_gql
-    from relay.tables import dlq_replays
+    from carinho_pipelines.platform import graphql_client
+    from carinho_pipelines.store.tables import dlq_replays
 
     with store.engine.begin() as conn:
         existing = conn.execute(sa.select(dlq_replays).where(dlq_replays.c.parent_run_id == run_id)).mappings().first()
@@ -418,10 +418,10 @@ def replay(store: Any, instance: DagsterInstance, run_id: str, who: str, now: dt
     try:
         parent = instance.get_run_by_id(run_id)
         if parent is None:
-            raise dagster_gql.LaunchFailed("RunNotFoundError", f"no run {run_id}")
-        child = dagster_gql.launch_reexecution(run_id, reexecution_tags(parent, launched_by or who),
+            raise graphql_client.LaunchFailed("RunNotFoundError", f"no run {run_id}")
+        child = graphql_client.launch_reexecution(run_id, reexecution_tags(parent, launched_by or who),
                                                use_parent_run_tags=False)
-    except (dagster_gql.DagsterUnavailable, dagster_gql.LaunchFailed) as exc:
+    except (graphql_client.DagsterUnavailable, graphql_client.LaunchFailed) as exc:
         with store.engine.begin() as conn:
             conn.execute(dlq_replays.delete().where(dlq_replays.c.parent_run_id == run_id))
         raise ReplayError(str(exc)) from exc

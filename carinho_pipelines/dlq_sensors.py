@@ -21,7 +21,7 @@ from carinho_pipelines import breakers, dlq, tags
 from carinho_pipelines.syncs.schedules import SYNCS, sync_destinations
 from carinho_pipelines.events.store_resource import EventStoreResource
 from carinho_pipelines.settings import env
-from relay.store import utcnow
+from carinho_pipelines.store import utcnow
 
 #: re-executions launched per evaluation (every 30 s): a recovered destination is
 #: caught up in order, without a storm

@@ -9,7 +9,7 @@ from starlette.routing import Mount, Route
 from . import dlq_api, events_api, health, logs, openapi, status_api, submit, sync_api, webhooks
 from .errors import EXCEPTION_HANDLERS
 from .nul_guard import RejectNul
-from .store import EventStore
+from carinho_pipelines.store import EventStore
 
 routes = [
     Route("/health", health.health, methods=["GET"]),

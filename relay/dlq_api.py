@@ -12,12 +12,14 @@ from starlette.responses import JSONResponse
 from carinho_pipelines import breakers, tags
 from carinho_pipelines.errors import ERROR_CLASSES
 
-from . import dagster_gql, runs, schemas, validation
+from carinho_pipelines.platform import graphql_client
+
+from . import runs, schemas, validation
 from .apikeys import ApiKey, audit, launched_by, require_scope
 from .bodies import read_json_object
 from .errors import ApiError, invalid
 from .events_api import _int_param, _time_param
-from .store import utcnow
+from carinho_pipelines.store import utcnow
 
 MAX_RETRY_ALL = schemas.MAX_RETRY_ALL
 
@@ -35,7 +37,7 @@ def _require_dagster() -> None:
 
 
 def _item(run: Any) -> dict[str, Any]:
-    return _dlq().item(runs.instance(), run, run_url=dagster_gql.run_url(run.run_id))
+    return _dlq().item(runs.instance(), run, run_url=graphql_client.run_url(run.run_id))
 
 
 def _get_run(run_id: str) -> Any:
@@ -167,7 +169,7 @@ def _retry(request: Request, key: ApiKey, run_id: str, force: bool = False) -> d
                        headers={"Retry-After": "30"}) from exc
     if not already:
         audit(request.app.state.store, key, "dlq.retry", run_id, {"new_run_id": child})
-    return {"id": run_id, "new_run_id": child, "already_replayed": already, "run_url": dagster_gql.run_url(child)}
+    return {"id": run_id, "new_run_id": child, "already_replayed": already, "run_url": graphql_client.run_url(child)}
 
 
 async def _optional_body(request: Request) -> dict[str, Any]:

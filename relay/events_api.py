@@ -16,8 +16,8 @@ from . import runs, validation
 from .apikeys import require_scope
 from .errors import ApiError, invalid
 from .normalise import parse_time
-from .store import EventStore, as_utc, utcnow
-from .tables import event_actions, events
+from carinho_pipelines.store import EventStore, as_utc, utcnow
+from carinho_pipelines.store.tables import event_actions, events
 
 STATES = ("received", "filtered", "scheduled", "dispatched", "running", "succeeded", "failed", "archived")
 MAX_PER_PAGE = 200

@@ -13,7 +13,7 @@ import asyncio
 
 from starlette.concurrency import run_in_threadpool
 
-from .store import Envelope, EventStore, Ingested
+from carinho_pipelines.store import Envelope, EventStore, Ingested
 
 MAX_BATCH = 128
 #: transactions in flight at once (each on its own pooled connection)

@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse
 from carinho_pipelines import breakers, settings
 
 from . import runs
-from .store import StoreUnavailable, utcnow
+from carinho_pipelines.store import StoreUnavailable, utcnow
 
 ZAPI_STATUS_CACHE_SECONDS = 30
 

@@ -14,7 +14,7 @@ from carinho_pipelines.settings import WHATSAPP_SOURCE
 
 from . import schemas, validation
 from .errors import ApiError, invalid
-from .store import Envelope, utcnow
+from carinho_pipelines.store import Envelope, utcnow
 
 #: Types recorded for audit/health but never dispatched (not in the catalogue).
 RECORDED_ONLY = ("whatsapp.connection", "whatsapp.presence", "whatsapp.other")

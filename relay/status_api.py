@@ -26,7 +26,7 @@ from carinho_pipelines.settings import env
 from . import runs
 from .apikeys import require_scope
 from .errors import ApiError
-from .store import EventStore, utcnow
+from carinho_pipelines.store import EventStore, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse
 
 from carinho_pipelines import settings, tags as run_tag
 
-from . import dagster_gql
+from carinho_pipelines.platform import graphql_client
 from .apikeys import audit, launched_by, require_scope
 from .errors import ApiError, invalid
 
@@ -146,7 +146,7 @@ def list_runs(name: str, limit: int) -> dict[str, Any]:
             "finished_at": _iso(record.end_time),
             "counts": counts,
             "failed_items": failed_ids,
-            "run_url": dagster_gql.run_url(run.run_id),
+            "run_url": graphql_client.run_url(run.run_id),
         })
     success = inst.get_run_records(filters=RunsFilter(tags={SYNC_TAG: name}, statuses=_statuses(("SUCCESS",))), limit=1)
     return {
@@ -188,21 +188,21 @@ async def run_sync(request: Request) -> JSONResponse:
     running = await run_in_threadpool(active_run, name)
     if running is not None:
         raise ApiError(409, "sync_running", f"{name} is already {running.status.value.lower()}",
-                       run_id=running.run_id, run_url=dagster_gql.run_url(running.run_id))
+                       run_id=running.run_id, run_url=graphql_client.run_url(running.run_id))
 
     tags = {**run_tags(name), run_tag.TRIGGER: "manual", run_tag.REQUESTED_BY: key.name,
             run_tag.LAUNCHED_BY: launched_by(request, key)}
     try:
-        run_id = await run_in_threadpool(dagster_gql.launch_job, name, tags, None, partition)
-    except dagster_gql.DagsterUnavailable as exc:
+        run_id = await run_in_threadpool(graphql_client.launch_job, name, tags, None, partition)
+    except graphql_client.DagsterUnavailable as exc:
         raise ApiError(503, "dagster_unavailable", str(exc), headers={"Retry-After": "10"}) from exc
-    except dagster_gql.LaunchFailed as exc:
+    except graphql_client.LaunchFailed as exc:
         raise ApiError(503, "launch_failed", str(exc), headers={"Retry-After": "30"}) from exc
     await run_in_threadpool(audit, request.app.state.store, key, "sync.run", name,
                             {"run_id": run_id, "partition": partition})
     return JSONResponse(
         {"run_id": run_id, "sync": name, "partition": partition, "status": "QUEUED",
-         "run_url": dagster_gql.run_url(run_id)},
+         "run_url": graphql_client.run_url(run_id)},
         status_code=202,
     )
 

@@ -22,7 +22,7 @@ from .auth import authenticate_system, authenticate_zapi, require_system, verify
 from .bodies import read_json_object
 from .errors import ApiError
 from .group_commit import GroupCommitter
-from .store import Envelope, EventStore, StoreUnavailable
+from carinho_pipelines.store import Envelope, EventStore, StoreUnavailable
 
 log = logging.getLogger("relay.webhooks")
 

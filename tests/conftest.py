@@ -89,7 +89,7 @@ def hub_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_url(request: pytest.FixtureRequest, tmp_path, pg_database) -> str:
     """A migrated event store, on both supported databases."""
-    from relay.migrate import upgrade
+    from carinho_pipelines.store.migrate import upgrade
 
     url = f"sqlite:///{tmp_path / 'events.db'}" if request.param == "sqlite" else pg_database()
     upgrade(url)

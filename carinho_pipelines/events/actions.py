@@ -18,7 +18,7 @@ from carinho_pipelines.catalogue import Action
 from carinho_pipelines.errors import ActionError
 from carinho_pipelines.privacy import normalize_phone
 from carinho_pipelines.settings import HUB_SOURCE, WHATSAPP_SOURCE
-from relay.store import Envelope, EventStore, as_utc, utcnow
+from carinho_pipelines.store import Envelope, EventStore, as_utc, utcnow
 
 from . import ledger, whatsapp
 

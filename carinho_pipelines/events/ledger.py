@@ -13,8 +13,8 @@ import sqlalchemy as sa
 
 from carinho_pipelines import tags
 from carinho_pipelines.errors import ActionError
-from relay.store import Envelope, EventStore, Ingested, utcnow
-from relay.tables import auto_reply_guard, event_actions, events, whatsapp_outbox
+from carinho_pipelines.store import Envelope, EventStore, Ingested, utcnow
+from carinho_pipelines.store.tables import auto_reply_guard, event_actions, events, whatsapp_outbox
 
 #: ledger statuses after which an action is never run again
 DONE = ("succeeded", "skipped", "held")
@@ -91,12 +91,12 @@ def emit_event(store: EventStore, env: Envelope) -> Ingested:
     it receives, instead of waiting up to a sensor tick (5 s: the whole SLA of
     ``integrations-high``). Delayed events, duplicates and a failed submission are the
     dispatch sensor's, as ever."""
-    from relay import submit
+    from . import submission
 
     stored = store.ingest(env)
-    if submit.enabled() and not stored.duplicate and env.available_at is None:
+    if submission.enabled() and not stored.duplicate and env.available_at is None:
         try:
-            submit.Submitter(store).submit_now(stored.event_id, launched_by=tags.BY_EVENT_RUN)
+            submission.submit_now(store, stored.event_id, launched_by=tags.BY_EVENT_RUN)
         except Exception:  # noqa: BLE001 - the event is stored; the sensor will dispatch it
             log.exception("direct submission of derived event %s failed; the sensor will dispatch it",
                           stored.event_id)
@@ -109,7 +109,7 @@ def emit_event(store: EventStore, env: Envelope) -> Ingested:
 def due_events(store: EventStore, now: dt.datetime, limit: int) -> list[dict[str, Any]]:
     """Events to dispatch: not filtered, not yet marked dispatched, due by ``now``, and
     not being submitted by the relay right now (a fresh direct-submission claim)."""
-    from relay.submit import claim_is_fresh
+    from carinho_pipelines.store.claims import claim_is_fresh
 
     with store.engine.connect() as conn:
         rows = conn.execute(
@@ -125,7 +125,7 @@ def due_events(store: EventStore, now: dt.datetime, limit: int) -> list[dict[str
 def claimed_undispatched(store: EventStore, now: dt.datetime, limit: int) -> list[int]:
     """Events freshly claimed (by the relay or a sensor tick) whose run id is not yet
     written back: the sensor looks for their runs to mark them dispatched."""
-    from relay.submit import claim_is_fresh
+    from carinho_pipelines.store.claims import claim_is_fresh
 
     with store.engine.connect() as conn:
         return list(conn.execute(

@@ -19,8 +19,8 @@ from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 from carinho_pipelines import tags
 from carinho_pipelines.dlq import dlq_on_failure
 from carinho_pipelines.queues import NOTIFICATIONS, QUEUES
-from relay.store import utcnow
-from relay.submit import claim_events
+from carinho_pipelines.store import utcnow
+from carinho_pipelines.store.claims import claim_events
 
 from . import ledger, whatsapp
 from .jobs import EVENT_JOBS, run_tags

@@ -6,7 +6,7 @@ import threading
 
 from dagster import ConfigurableResource
 
-from relay.store import EventStore
+from carinho_pipelines.store import EventStore
 
 _stores: dict[str, EventStore] = {}
 _lock = threading.Lock()

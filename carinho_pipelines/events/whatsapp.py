@@ -16,7 +16,7 @@ from typing import Any
 from carinho_pipelines.errors import ActionError
 from carinho_pipelines.privacy import mask_phone
 from carinho_pipelines.resources import ZApiResource
-from relay.store import EventStore
+from carinho_pipelines.store import EventStore
 
 from . import ledger
 

@@ -12,7 +12,7 @@ from dagster import DagsterRunStatus, DefaultSensorStatus, RunsFilter, SensorEva
 from carinho_pipelines import tags
 from carinho_pipelines.events.store_resource import EventStoreResource
 from carinho_pipelines.resources import EmailResource
-from relay.store import EventStore, utcnow
+from carinho_pipelines.store import EventStore, utcnow
 
 from . import alerts, metrics, thresholds
 from .thresholds import ESCALATION, OK

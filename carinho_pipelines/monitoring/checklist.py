@@ -29,7 +29,7 @@ from dagster import (
 from carinho_pipelines import tags
 from carinho_pipelines.business_hours import SAO_PAULO
 from carinho_pipelines.queues import LOW, QUEUES
-from relay.store import EventStore, as_utc, utcnow
+from carinho_pipelines.store import EventStore, as_utc, utcnow
 
 from . import metrics, thresholds, whatsapp_health
 from .alert_sensor import runs_link

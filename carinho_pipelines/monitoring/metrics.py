@@ -37,8 +37,8 @@ import sqlalchemy as sa
 
 from carinho_pipelines import breakers, catalogue, settings, tags
 from carinho_pipelines.queues import QUEUES, RETRY
-from relay.store import EventStore, as_utc, utcnow
-from relay.tables import event_actions, events, whatsapp_outbox
+from carinho_pipelines.store import EventStore, as_utc, utcnow
+from carinho_pipelines.store.tables import event_actions, events, whatsapp_outbox
 
 from . import thresholds
 from .thresholds import OK, THRESHOLDS

@@ -38,8 +38,8 @@ from carinho_pipelines import tags
 from carinho_pipelines.privacy import mask_phone
 from carinho_pipelines.queues import LOW, QUEUES
 from carinho_pipelines.settings import env
-from relay.store import EventStore, utcnow
-from relay.tables import events, whatsapp_outbox
+from carinho_pipelines.store import EventStore, utcnow
+from carinho_pipelines.store.tables import events, whatsapp_outbox
 
 BATCH = 500
 #: at most this many runs deleted per job run (the rest next night)

@@ -23,7 +23,7 @@ from .ledger import SyncLedger
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .common import SyncSpec
+    from .spec import SyncSpec
 
 #: invalid items named in the run's log line
 LOGGED_INVALID = 20

@@ -13,8 +13,8 @@ from carinho_pipelines.events.jobs import EVENT_JOBS, run_tags
 from carinho_pipelines.events.store_resource import EventStoreResource
 from carinho_pipelines.resources import build_resources
 from carinho_pipelines.sandbox import Sandbox
-from relay.migrate import upgrade
-from relay.store import Envelope, EventStore, utcnow
+from carinho_pipelines.store.migrate import upgrade
+from carinho_pipelines.store import Envelope, EventStore, utcnow
 from tests.support import MailSink
 
 

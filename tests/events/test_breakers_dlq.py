@@ -4,7 +4,7 @@ import datetime as dt
 
 from carinho_pipelines import breakers, dlq, tags
 from carinho_pipelines.events import ledger
-from relay.store import utcnow
+from carinho_pipelines.store import utcnow
 
 
 def test_breaker_opens_after_five_failures_in_the_window_and_one_probe_closes_it(hub):

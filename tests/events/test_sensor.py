@@ -8,7 +8,7 @@ from carinho_pipelines import tags
 from carinho_pipelines.events import ledger
 from carinho_pipelines.events.sensors import event_dispatch_sensor
 from carinho_pipelines.events.store_resource import EventStoreResource
-from relay.store import Envelope, utcnow
+from carinho_pipelines.store import Envelope, utcnow
 
 
 def evaluate(hub, cursor=None):
@@ -112,7 +112,7 @@ def test_a_stale_claim_is_taken_over_by_the_sensor(hub, monkeypatch):
     eid = hub.event("lead.created", "site", {"phone": "5511988887777"})
     assert submit.Submitter(hub.store).claim(eid)  # then the relay died before launching
     assert evaluate(hub).run_requests == []
-    monkeypatch.setattr(submit, "CLAIM_TTL", dt.timedelta(seconds=0))
+    monkeypatch.setenv("CARINHO_SUBMIT_CLAIM_SECONDS", "0")
     assert [r.run_key for r in evaluate(hub).run_requests] == [str(eid)]
 
 

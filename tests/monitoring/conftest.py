@@ -19,9 +19,9 @@ from carinho_pipelines.events import whatsapp
 from carinho_pipelines.events.store_resource import EventStoreResource
 from carinho_pipelines.resources import EmailResource, ZApiResource, build_resources
 from carinho_pipelines.sandbox import Sandbox
-from relay.migrate import upgrade
-from relay.store import Envelope, EventStore, utcnow
-from relay.tables import events, metadata
+from carinho_pipelines.store.migrate import upgrade
+from carinho_pipelines.store import Envelope, EventStore, utcnow
+from carinho_pipelines.store.tables import events, metadata
 from tests.support import MailSink
 
 

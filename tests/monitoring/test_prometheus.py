@@ -29,7 +29,7 @@ from carinho_pipelines.monitoring import prometheus, thresholds
 from carinho_pipelines.queues import QUEUES
 from relay import runs
 from relay.app import create_app
-from relay.store import EventStore
+from carinho_pipelines.store import EventStore
 from tests.support import ServerThread, free_port
 
 MONITORING = Path(__file__).resolve().parents[2] / "deploy" / "monitoring"

@@ -10,8 +10,8 @@ from dagster import DagsterInstance, DagsterRunStatus, Definitions
 
 from carinho_pipelines.events import ledger
 from carinho_pipelines.monitoring import defs, retention
-from relay.store import utcnow
-from relay.tables import events, whatsapp_outbox
+from carinho_pipelines.store import utcnow
+from carinho_pipelines.store.tables import events, whatsapp_outbox
 
 
 def _age(mon, event_id: int, days: float, due_in_days: float | None = None) -> None:

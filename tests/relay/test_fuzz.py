@@ -31,9 +31,9 @@ from schemathesis.checks import (
 )
 
 from relay import runs, sync_api
-from relay.migrate import upgrade
-from relay.store import EventStore
-from relay.tables import events
+from carinho_pipelines.store.migrate import upgrade
+from carinho_pipelines.store import EventStore
+from carinho_pipelines.store.tables import events
 from tests.conftest import TOKENS, ZAPI_WEBHOOK_TOKEN
 from tests.relay.conftest import Relay
 

@@ -3,13 +3,13 @@ without restarting the relay."""
 
 import sqlalchemy as sa
 
-from relay.store import EventStore
+from carinho_pipelines.store import EventStore
 from tests.relay.conftest import Relay
 from tests.support import TcpProxy
 
 
 def test_relay_answers_503_while_postgres_is_unreachable_and_recovers_by_itself(pg_database, hub_env):
-    from relay.migrate import upgrade
+    from carinho_pipelines.store.migrate import upgrade
 
     url = sa.engine.make_url(pg_database())
     upgrade(url.render_as_string(hide_password=False))

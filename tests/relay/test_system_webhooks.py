@@ -2,7 +2,7 @@
 
 import pytest
 
-from relay.store import as_utc
+from carinho_pipelines.store import as_utc
 
 from carinho_pipelines.catalogue import EVENT_TYPES
 

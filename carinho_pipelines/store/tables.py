@@ -1,5 +1,5 @@
 """Event store schema (SQLAlchemy Core). Changes go through alembic migrations in
-``relay/migrations``; a test checks the migrations produce exactly this schema."""
+``carinho_pipelines/store/migrations``; a test checks the migrations produce exactly this schema."""
 
 from __future__ import annotations
 

@@ -2,8 +2,8 @@
 
 from alembic import context
 
-from relay.store import make_engine
-from relay.tables import metadata
+from carinho_pipelines.store import make_engine
+from carinho_pipelines.store.tables import metadata
 
 config = context.config
 

@@ -10,11 +10,10 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
-from carinho_pipelines import settings
-
+from .clock import as_utc, utcnow
+from .engine import POOL_SIZE, dialect_insert, make_engine
 from .tables import events, metadata, whatsapp_connection, whatsapp_message_status
 
 log = logging.getLogger(__name__)
@@ -25,20 +24,6 @@ STATUS_RANK = {"SENT": 1, "RECEIVED": 2, "READ": 3, "PLAYED": 4}
 
 class StoreUnavailable(Exception):
     """The database cannot be reached or refused the write; nothing was committed."""
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
-def as_utc(value: dt.datetime | None) -> dt.datetime | None:
-    """Aware UTC. SQLite keeps no offset, so values are always stored in UTC and a
-    naive value read back is UTC."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        return value.replace(tzinfo=dt.timezone.utc)
-    return value.astimezone(dt.timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -61,38 +46,6 @@ class Ingested:
     duplicate: bool
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=10000")
-    cur.close()
-
-
-#: Connections kept open to PostgreSQL, and how many ingests the relay runs at once
-#: (``webhooks.commit`` takes one of :attr:`EventStore.write_slots` per ingest). A burst
-#: waits in the event loop, not in dozens of threads fighting over the GIL and the pool,
-#: and never needs an overflow connection: those are closed when returned, so every
-#: ingest that used one paid for a new PostgreSQL backend.
-POOL_SIZE = 10
-
-
-def make_engine(url: str | None = None) -> Engine:
-    url = url or settings.database_url()
-    if url.startswith("sqlite"):
-        engine = sa.create_engine(url, connect_args={"timeout": 10, "check_same_thread": False})
-        sa.event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    return sa.create_engine(
-        url,
-        pool_pre_ping=True,
-        pool_size=POOL_SIZE,
-        max_overflow=10,
-        pool_timeout=5,
-        connect_args={"connect_timeout": 3} if url.startswith("postgresql") else {},
-    )
-
-
 _INGEST_COLUMNS = (
     "event_type", "source", "idempotency_key", "queue", "payload",
     "occurred_at", "received_at", "available_at", "filtered_reason",
@@ -111,10 +64,6 @@ _INGEST = (
     .bindparams(*(sa.bindparam(c, type_=events.c[c].type) for c in _INGEST_COLUMNS))
     .columns(events.c.id)
 )
-
-
-def _insert(dialect_name: str):
-    return postgresql.insert if dialect_name == "postgresql" else sqlite.insert
 
 
 class EventStore:
@@ -234,7 +183,7 @@ class EventStore:
         rank = STATUS_RANK.get(status.upper())
         if rank is None:
             return True  # statuses outside the ladder (READ_BY_ME, FAILED…) are passed on as they are
-        insert = _insert(self.dialect)
+        insert = dialect_insert(self.dialect)
         moved = False
         for message_id in sorted(set(ids)):
             stmt = insert(whatsapp_message_status).values(
