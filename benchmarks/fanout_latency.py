@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO))
 
 from carinho_pipelines.instance import prepare_dagster_home  # noqa: E402
 from carinho_pipelines.queues import QUEUES  # noqa: E402
-from carinho_pipelines.sandbox import Sandbox  # noqa: E402
+from carinho_sandbox import Sandbox  # noqa: E402
 from carinho_pipelines.store.migrate import upgrade  # noqa: E402
 from carinho_pipelines.store.tables import event_actions, events  # noqa: E402
 

@@ -50,7 +50,7 @@ def services(n: int, day: dt.date) -> list[dict]:
 
 
 def serve_sandbox(conn, n: int, day: str) -> None:
-    from carinho_pipelines.sandbox import Sandbox
+    from carinho_sandbox import Sandbox
 
     sb = Sandbox(base_port=0).start()
     sb.seed({"operacao": {"services": services(n, dt.date.fromisoformat(day))}})

@@ -187,11 +187,9 @@ def run(relay_port: int, dagster_port: int, code_server_port: int, broker_port: 
              (code_server_port, "code server", "--code-server-port")]
     if embedded_broker:
         ports.append((broker_port, "embedded broker", "--broker-port"))
-    if sandbox:
-        from .sandbox.server import PORT_OFFSETS
-
-        ports += [(sandbox_port + offset, f"sandbox {name}", "--sandbox-port") for name, offset in PORT_OFFSETS.items()]
-        ports.append((sandbox_port + len(PORT_OFFSETS), "sandbox mailbox", "--sandbox-port"))
+    sandbox_hub = _sandbox_plugin() if sandbox else None
+    if sandbox_hub is not None:
+        ports += [(port, name, "--sandbox-port") for port, name in sandbox_hub.ports(sandbox_port)]
     try:
         sv.check_ports(ports)
     except sv.PortInUse as exc:
@@ -205,7 +203,7 @@ def run(relay_port: int, dagster_port: int, code_server_port: int, broker_port: 
     sv.stop_on_signals()
     try:
         summary = _start_hub(sv, sup, in_process, launcher, embedded_broker, relay_port, dagster_port,
-                             code_server_port, broker_port, sandbox_port, sandbox, seed)
+                             code_server_port, broker_port, sandbox_port, sandbox_hub, seed)
         click.echo(summary)
         sup.watch()
     except KeyboardInterrupt:
@@ -236,11 +234,9 @@ def _stop_hub(sup, in_process: list[object]) -> None:
 
 
 def _start_hub(sv, sup, in_process: list[object], launcher: str, embedded_broker: bool, relay_port: int,
-               dagster_port: int, code_server_port: int, broker_port: int, sandbox_port: int, sandbox: bool,
+               dagster_port: int, code_server_port: int, broker_port: int, sandbox_port: int, sandbox_hub,
                seed: bool) -> str:
     """Start everything under ``sup``; returns the summary to print."""
-    import secrets
-
     from .embedded_broker import broker_url, valkey_command
     from .instance import celery_worker_commands
 
@@ -264,30 +260,9 @@ def _start_hub(sv, sup, in_process: list[object], launcher: str, embedded_broker
     relay_url = f"http://127.0.0.1:{relay_port}"
     lines = ["", "Carinho Integrações is up"]
 
-    sb = None
-    if sandbox:
-        from .sandbox import Sandbox
-        from .sandbox.mailbox import Mailbox
-        from .sandbox.server import PORT_OFFSETS
-
-        sb = Sandbox(host="127.0.0.1", base_port=sandbox_port)
-        in_process.append(sb)
-        sb.start()
-        env.update(sb.env())
-        mail_port = sandbox_port + len(PORT_OFFSETS)
-        mailbox = Mailbox(data / "mailbox", port=mail_port)  # e-mails land in the data folder
-        in_process.append(mailbox)
-        mailbox.start()
-        env.update(mailbox.env())
-        secret_file = data / "feedback_secret"
-        if not secret_file.exists():
-            secret_file.write_text(secrets.token_urlsafe(32))
-        env.setdefault("CARINHO_FEEDBACK_SECRET", secret_file.read_text().strip())
-        sb.zapi.set_webhook(f"{relay_url}/webhooks/whatsapp?token={env['ZAPI_WEBHOOK_TOKEN']}")
-        if seed:
-            sb.seed_default()
-        click.echo(f"  ✓ {'sandbox':<32} simulators on 127.0.0.1:{sandbox_port}-{sandbox_port + 8}, "
-                   f"mailbox SMTP :{mail_port}")
+    sandbox_control = None
+    if sandbox_hub is not None:
+        sandbox_control = sandbox_hub.start(data, env, relay_url, sandbox_port, seed, in_process, click.echo)
 
     from carinho_pipelines.store.migrate import upgrade
 
@@ -334,9 +309,9 @@ def _start_hub(sv, sup, in_process: list[object], launcher: str, embedded_broker
         f"  run launcher:               {'warm Celery workers' if launcher == 'celery' else 'a process per run'}",
         f"  operations API key:         {api_key}   (also in {data / 'api_key'})",
     ]
-    if sb is not None:
+    if sandbox_control is not None:
         lines += [
-            f"  sandbox control:            {sb.control_url}",
+            f"  sandbox control:            {sandbox_control}",
             f"  e-mails sent by the hub:    {data / 'mailbox'}",
             "  post a site lead:",
             f"    curl -s -X POST {relay_url}/webhooks/site/lead -H 'Authorization: Bearer {site_token}' "
@@ -384,13 +359,30 @@ def _operations_key(data: Path) -> str:
         store.engine.dispose()
 
 
+#: entry-point groups of optional packages (the sandbox: ``pip install -e ./sandbox``)
+COMMANDS_GROUP = "carinho.commands"
+SANDBOX_GROUP = "carinho.sandbox"
+
+
+def _sandbox_plugin():
+    """The sandbox's hub hook (``carinho_sandbox.hub``); a clear error when it is not installed."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=SANDBOX_GROUP):
+        return ep.load()
+    raise click.ClickException("the sandbox is not installed (pip install -e ./sandbox); "
+                               "pass --no-sandbox to run the hub against real systems")
+
+
 def _register_optional() -> None:
-    """Subcommands owned by other modules, registered when importable."""
-    try:
-        from .sandbox.cli import sandbox as sandbox_group
-    except ImportError:
-        return
-    main.add_command(sandbox_group)
+    """Subcommands of optional packages (``carinho sandbox``), registered when installed."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=COMMANDS_GROUP):
+        try:
+            main.add_command(ep.load(), ep.name)
+        except ImportError:  # installed metadata without its code (a stale egg-link)
+            continue
 
 
 _register_optional()

@@ -50,7 +50,7 @@ def pg_database() -> Iterator:
 @pytest.fixture(scope="session")
 def sandbox():
     """The simulators (real HTTP servers), shared by the session; fixtures reset them."""
-    from carinho_pipelines.sandbox import Sandbox
+    from carinho_sandbox import Sandbox
 
     sb = Sandbox(base_port=0).start()
     yield sb

@@ -16,7 +16,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from carinho_pipelines.instance import REPO_ROOT, prepare_dagster_home
-from carinho_pipelines.sandbox import Sandbox
+from carinho_sandbox import Sandbox
 from relay.app import create_app
 from carinho_pipelines.store.migrate import upgrade
 from carinho_pipelines.store import EventStore

@@ -18,7 +18,7 @@ from carinho_pipelines import tags
 from carinho_pipelines.events import whatsapp
 from carinho_pipelines.events.store_resource import EventStoreResource
 from carinho_pipelines.resources import EmailResource, ZApiResource, build_resources
-from carinho_pipelines.sandbox import Sandbox
+from carinho_sandbox import Sandbox
 from carinho_pipelines.store.migrate import upgrade
 from carinho_pipelines.store import Envelope, EventStore, utcnow
 from carinho_pipelines.store.tables import events, metadata

@@ -23,7 +23,7 @@ from carinho_pipelines.resources import (
     ZApiResource,
     build_resources,
 )
-from carinho_pipelines.sandbox import Sandbox
+from carinho_sandbox import Sandbox
 
 from .conftest import CRM_WEBHOOK_SECRET, PAGE_SIZE
 

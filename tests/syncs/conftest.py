@@ -12,7 +12,7 @@ import dagster
 import pytest
 import sqlalchemy as sa
 
-from carinho_pipelines.sandbox import Sandbox
+from carinho_sandbox import Sandbox
 from carinho_pipelines.syncs import SyncLedger
 from carinho_pipelines.syncs.ledger import ledger_for
 from carinho_pipelines.store.tables import sync_ledger

@@ -6,10 +6,11 @@ import asyncio
 from collections.abc import Coroutine
 from typing import Any
 
-from carinho_pipelines.sandbox.runner import BackgroundServers
-from carinho_pipelines.sandbox.state import SystemState
-from carinho_pipelines.sandbox.systems import APP_FACTORIES
-from carinho_pipelines.sandbox.zapi import (
+from carinho_sandbox.control import control_app
+from carinho_sandbox.runner import BackgroundServers
+from carinho_sandbox.state import SystemState
+from carinho_sandbox.systems import APP_FACTORIES
+from carinho_sandbox.zapi import (
     DEFAULT_CLIENT_TOKEN,
     DEFAULT_INSTANCE_ID,
     DEFAULT_INSTANCE_TOKEN,
@@ -78,8 +79,6 @@ class Sandbox:
     # -- lifecycle -----------------------------------------------------------------------
 
     def start(self) -> Sandbox:
-        from carinho_pipelines.sandbox.control import control_app
-
         if self._started:
             return self
         apps: dict[str, tuple[Any, int]] = {}
@@ -234,7 +233,7 @@ class Sandbox:
 
     def seed(self, data: dict[str, dict[str, list[dict[str, Any]]]] | None = None) -> dict[str, dict[str, int]]:
         """Add records, ``{system: {collection: [record, ...]}}``; ``None`` = the default day."""
-        from carinho_pipelines.sandbox.seed import default_seed
+        from carinho_sandbox.seed import default_seed
 
         data = default_seed() if data is None else data
         counts: dict[str, dict[str, int]] = {}
@@ -247,7 +246,7 @@ class Sandbox:
         return counts
 
     def seed_default(self) -> dict[str, dict[str, int]]:
-        """The default day of data (:func:`carinho_pipelines.sandbox.seed.default_seed`)."""
+        """The default day of data (:func:`carinho_sandbox.seed.default_seed`)."""
         return self.seed(None)
 
     def _names(self, system: str | None) -> list[str]:

@@ -24,8 +24,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from carinho_pipelines.privacy import normalize_phone
-from carinho_pipelines.sandbox.faults import SystemLayer
-from carinho_pipelines.sandbox.state import SortKey, SystemState, now_iso
+from carinho_sandbox.faults import SystemLayer
+from carinho_sandbox.state import SortKey, SystemState, now_iso
 
 SAO_PAULO = ZoneInfo("America/Sao_Paulo")
 SIGNATURE_TOLERANCE = 5 * 60

@@ -15,8 +15,8 @@ import click
 import httpx
 
 from carinho_pipelines.privacy import mask_payload
-from carinho_pipelines.sandbox.control import DEFAULT_CONTROL_URL, ControlClient, ControlError
-from carinho_pipelines.sandbox.server import ALL_SYSTEMS, DEFAULT_BASE_PORT, Sandbox
+from carinho_sandbox.control import DEFAULT_CONTROL_URL, ControlClient, ControlError
+from carinho_sandbox.server import ALL_SYSTEMS, DEFAULT_BASE_PORT, Sandbox
 
 control_option = click.option(
     "--control-url", envvar="CARINHO_SANDBOX_CONTROL_URL", default=DEFAULT_CONTROL_URL, show_default=True,
@@ -279,7 +279,7 @@ def demo(hub_url: str, wait: float, api_key: str | None, control_url: str) -> No
     """Play a realistic day against a running hub (site lead, WhatsApp, client, service, rating, payment),
     wait until the hub has done everything it caused, and report this round."""
     from carinho_pipelines import settings
-    from carinho_pipelines.sandbox.demo import RoundTimeout, play_day
+    from carinho_sandbox.demo import RoundTimeout, play_day
 
     if api_key is None:
         kept = settings.data_dir() / "api_key"

@@ -28,8 +28,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from carinho_pipelines.privacy import mask_phone, normalize_phone
-from carinho_pipelines.sandbox.faults import SystemLayer
-from carinho_pipelines.sandbox.state import SystemState, now_iso
+from carinho_sandbox.faults import SystemLayer
+from carinho_sandbox.state import SystemState, now_iso
 
 log = logging.getLogger("carinho.sandbox.zapi")
 

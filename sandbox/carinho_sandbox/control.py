@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 from starlette.applications import Starlette
@@ -10,13 +10,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from carinho_pipelines.sandbox.zapi import CallbackFailed, NoWebhook
-
-if TYPE_CHECKING:
-    from carinho_pipelines.sandbox.server import Sandbox
+from carinho_sandbox.zapi import CallbackFailed, NoWebhook
 
 
-def control_app(sandbox: Sandbox) -> Starlette:
+def control_app(sandbox: Any) -> Starlette:
+    """The control server of ``sandbox`` (a :class:`~carinho_sandbox.server.Sandbox`; not
+    imported here: the server module builds this app, so the import runs one way)."""
+
     def unknown(system: str) -> Response | None:
         if system not in sandbox.systems:
             return JSONResponse({"error": "unknown_system", "message": f"unknown system {system!r}",
@@ -175,7 +175,7 @@ def control_app(sandbox: Sandbox) -> Starlette:
 
 
 def _redact(url: str | None) -> str | None:
-    from carinho_pipelines.sandbox.zapi import redact_url
+    from carinho_sandbox.zapi import redact_url
 
     return redact_url(url)
 

@@ -21,10 +21,10 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from carinho_pipelines.privacy import mask_phone, normalize_phone
-from carinho_pipelines.sandbox.control import ControlClient
-from carinho_pipelines.sandbox.seed import CAMPAIGN_UTM, EXISTING_LEAD_PHONE
-from carinho_pipelines.sandbox.server import Sandbox
-from carinho_pipelines.sandbox.systems import sign_standard_webhook
+from carinho_sandbox.control import ControlClient
+from carinho_sandbox.seed import CAMPAIGN_UTM, EXISTING_LEAD_PHONE
+from carinho_sandbox.server import Sandbox
+from carinho_sandbox.systems import sign_standard_webhook
 
 SAO_PAULO = ZoneInfo("America/Sao_Paulo")
 

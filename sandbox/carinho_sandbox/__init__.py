@@ -2,7 +2,7 @@
 
 Used by the one-command demo, by ops to rehearse incidents and by the tests::
 
-    from carinho_pipelines.sandbox import Sandbox
+    from carinho_sandbox import Sandbox
 
     sb = Sandbox(base_port=0).start()     # every server on a free loopback port
     os.environ.update(sb.env(webhook_url="http://127.0.0.1:8000/webhooks/whatsapp"))
@@ -16,7 +16,7 @@ Faithfulness notes: Operação's completed-services feed keeps listing billed se
 replays (a rejected write may be corrected and retried with the same key).
 """
 
-from carinho_pipelines.sandbox.server import ALL_SYSTEMS, INTERNAL_SYSTEMS, PORT_OFFSETS, Sandbox
-from carinho_pipelines.sandbox.zapi import CallbackFailed, NoWebhook
+from carinho_sandbox.server import ALL_SYSTEMS, INTERNAL_SYSTEMS, PORT_OFFSETS, Sandbox
+from carinho_sandbox.zapi import CallbackFailed, NoWebhook
 
 __all__ = ["ALL_SYSTEMS", "INTERNAL_SYSTEMS", "PORT_OFFSETS", "CallbackFailed", "NoWebhook", "Sandbox"]

@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from carinho_pipelines.sandbox.state import StoredResponse, SystemState, now_iso
+from carinho_sandbox.state import StoredResponse, SystemState, now_iso
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
