@@ -16,8 +16,8 @@ from pathlib import Path
 
 import click
 
-from . import settings
-from .instance import prepare_dagster_home
+from carinho_pipelines.kernel import settings
+from carinho_pipelines.platform.instance import prepare_dagster_home
 
 
 @click.group()
@@ -121,7 +121,7 @@ def worker_node_prefix(queues: list[str]) -> str:
 @click.option("--concurrency", type=int, default=None, help="worker processes (default by queue)")
 def worker(queues: str, concurrency: int | None) -> None:
     """A warm run worker (Celery) for some queues; needs CARINHO_CELERY_BROKER_URL."""
-    from .queues import QUEUES
+    from carinho_pipelines.kernel.queues import QUEUES
 
     names = [q.strip() for q in queues.split(",") if q.strip()]
     unknown = [q for q in names if q not in QUEUES]
@@ -133,7 +133,7 @@ def worker(queues: str, concurrency: int | None) -> None:
     # lower-priority workers yield the CPU to integrations-high's when it is scarce
     os.nice(min(QUEUES[name].niceness for name in names))
     celery = Path(sys.executable).with_name("celery")
-    args = [str(celery), "-A", "carinho_pipelines.celery_app", "worker", "--pool", "prefork",
+    args = [str(celery), "-A", "carinho_pipelines.platform.celery_app", "worker", "--pool", "prefork",
             "--concurrency", str(procs), "--prefetch-multiplier", "1", "--loglevel", "INFO",
             "-n", f"{worker_node_prefix(names)}.{os.getpid()}@%h", "--without-gossip", "--without-mingle",
             "-Q", ",".join(names)]  # one -Q with a list: a second -Q would replace the first
@@ -237,8 +237,8 @@ def _start_hub(sv, sup, in_process: list[object], launcher: str, embedded_broker
                dagster_port: int, code_server_port: int, broker_port: int, sandbox_port: int, sandbox_hub,
                seed: bool) -> str:
     """Start everything under ``sup``; returns the summary to print."""
-    from .embedded_broker import broker_url, valkey_command
-    from .instance import celery_worker_commands
+    from carinho_pipelines.platform.embedded_broker import broker_url, valkey_command
+    from carinho_pipelines.platform.instance import celery_worker_commands
 
     data = sup.cwd
     env = sup.env

@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from carinho_pipelines.store.apikeys import SCOPES, ApiKey, audit, lookup  # noqa: F401 - the relay's names
-from carinho_pipelines.tags import launched_by_api
+from carinho_pipelines.kernel.tags import launched_by_api
 
 from .errors import ApiError
 

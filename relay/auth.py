@@ -10,7 +10,7 @@ import time
 
 from starlette.requests import Request
 
-from carinho_pipelines import settings
+from carinho_pipelines.kernel import settings
 
 from .errors import ApiError
 

@@ -9,8 +9,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from carinho_pipelines import breakers, tags
-from carinho_pipelines.errors import ERROR_CLASSES
+from carinho_pipelines.destinations import breakers
+from carinho_pipelines.kernel import tags
+from carinho_pipelines.kernel.errors import ERROR_CLASSES
 
 from carinho_pipelines.platform import graphql_client
 
@@ -53,7 +54,7 @@ def _get_run(run_id: str) -> Any:
 def _closed_breakers(run: Any, store: Any) -> dict[str, Any] | None:
     """The item's destinations whose circuit breaker is open, and when the automatic
     re-drive will try again; ``None`` when every destination may be called."""
-    from carinho_pipelines.dlq_sensors import MAX_AUTO_REDRIVES, REDRIVE_INTERVAL_SECONDS, item_destinations
+    from carinho_pipelines.dlq.sensors import MAX_AUTO_REDRIVES, REDRIVE_INTERVAL_SECONDS, item_destinations
 
     dlq, now = _dlq(), utcnow()
     instance = runs.instance()
@@ -62,7 +63,7 @@ def _closed_breakers(run: Any, store: Any) -> dict[str, Any] | None:
     if not open_:
         return None
     probe = max((t for t in open_.values() if t is not None), default=now)
-    error_class = run.tags.get(dlq.ERROR_CLASS_TAG) or dlq.failure_of(instance, run.run_id).error_class
+    error_class = run.tags.get(tags.ERROR_CLASS) or dlq.failure_of(instance, run.run_id).error_class
     auto = error_class == "unavailable" and len(dlq.run_group(instance, run)) <= MAX_AUTO_REDRIVES
     names = ", ".join(sorted(open_))
     if auto:
@@ -131,7 +132,7 @@ async def get_item(request: Request) -> JSONResponse:
 
     def work() -> dict[str, Any]:
         from carinho_pipelines.events import ledger
-        from carinho_pipelines.privacy import mask_payload
+        from carinho_pipelines.kernel.privacy import mask_payload
 
         dlq = _dlq()
         run = _get_run(run_id)

@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from carinho_pipelines.privacy import mask_payload
+from carinho_pipelines.kernel.privacy import mask_payload
 
 from . import runs, validation
 from .apikeys import require_scope

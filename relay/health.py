@@ -11,7 +11,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from carinho_pipelines import breakers, settings
+from carinho_pipelines.destinations import breakers
+from carinho_pipelines.kernel import settings
 
 from . import runs
 from carinho_pipelines.store import StoreUnavailable, utcnow

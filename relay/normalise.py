@@ -8,9 +8,9 @@ import json
 import re
 from typing import Any
 
-from carinho_pipelines import catalogue
-from carinho_pipelines.privacy import PHONE_KEYS, normalize_phone
-from carinho_pipelines.settings import WHATSAPP_SOURCE
+from carinho_pipelines.kernel import catalogue
+from carinho_pipelines.kernel.privacy import PHONE_KEYS, normalize_phone
+from carinho_pipelines.kernel.settings import WHATSAPP_SOURCE
 
 from . import schemas, validation
 from .errors import ApiError, invalid

@@ -17,8 +17,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
-from carinho_pipelines import catalogue, settings
-from carinho_pipelines.errors import ERROR_CLASSES
+from carinho_pipelines.kernel import catalogue, settings
+from carinho_pipelines.kernel.errors import ERROR_CLASSES
 
 from . import schemas as s
 from .events_api import MAX_PER_PAGE, STATES

@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 
 from carinho_pipelines.monitoring import alerts, prometheus, thresholds
 from carinho_pipelines.monitoring import metrics as monitoring_metrics
-from carinho_pipelines.settings import env
+from carinho_pipelines.kernel.settings import env
 
 from . import runs
 from .apikeys import require_scope

@@ -13,9 +13,9 @@ import logging
 from starlette.concurrency import run_in_threadpool
 
 from carinho_pipelines.events import submission
-from carinho_pipelines.queues import QUEUES
+from carinho_pipelines.kernel.queues import QUEUES
 from carinho_pipelines.store import EventStore
-from carinho_pipelines.tags import BY_RELAY
+from carinho_pipelines.kernel.tags import BY_RELAY
 
 log = logging.getLogger("relay.submit")
 

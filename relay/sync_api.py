@@ -19,23 +19,19 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from carinho_pipelines import settings, tags as run_tag
+from carinho_pipelines.kernel import settings, tags as run_tag
+from carinho_pipelines.kernel.sync_registry import SYNCS as SYNC_REGISTRY
 
 from carinho_pipelines.platform import graphql_client
 from .apikeys import audit, launched_by, require_scope
 from .errors import ApiError, invalid
 
 SAO_PAULO = ZoneInfo("America/Sao_Paulo")
-SYNC_TAG = run_tag.SYNC
 
-#: name → schedule; the same as carinho_pipelines.syncs (a test keeps the two equal; this
-#: copy spares the relay importing dagster)
-SYNCS: dict[str, dict[str, Any]] = {
-    "crm_operacao": {"schedule": "0 * * * *", "partitioned": False},
-    "operacao_financeiro": {"schedule": "0 23 * * *", "partitioned": True},
-    "crm_financeiro": {"schedule": "0 6,18 * * *", "partitioned": False},
-    "cuidadores_crm": {"schedule": "0 */4 * * *", "partitioned": False},
-}
+#: name → schedule, as ``GET /api/sync`` shows it: a view of the sync registry (the
+#: Dagster schedules are built from the same entries)
+SYNCS: dict[str, dict[str, Any]] = {s.name: {"schedule": s.cron, "partitioned": s.partitioned}
+                                    for s in SYNC_REGISTRY.values()}
 ACTIVE_STATUSES = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")
 COUNT_KEYS = ("read", "written", "skipped_already_synced", "invalid", "failed", "confirmed")
 DEFAULT_LIMIT = 10
@@ -75,7 +71,7 @@ def _statuses(names: tuple[str, ...]) -> list[Any]:
 def active_run(name: str) -> Any | None:
     from dagster import RunsFilter
 
-    runs = instance().get_runs(filters=RunsFilter(tags={SYNC_TAG: name}, statuses=_statuses(ACTIVE_STATUSES)), limit=1)
+    runs = instance().get_runs(filters=RunsFilter(tags={run_tag.SYNC: name}, statuses=_statuses(ACTIVE_STATUSES)), limit=1)
     return runs[0] if runs else None
 
 
@@ -128,7 +124,7 @@ def list_runs(name: str, limit: int) -> dict[str, Any]:
     from dagster import RunsFilter
 
     inst = instance()
-    records = inst.get_run_records(filters=RunsFilter(tags={SYNC_TAG: name}), limit=limit)
+    records = inst.get_run_records(filters=RunsFilter(tags={run_tag.SYNC: name}), limit=limit)
     runs = []
     for record in records:
         run = record.dagster_run
@@ -148,7 +144,7 @@ def list_runs(name: str, limit: int) -> dict[str, Any]:
             "failed_items": failed_ids,
             "run_url": graphql_client.run_url(run.run_id),
         })
-    success = inst.get_run_records(filters=RunsFilter(tags={SYNC_TAG: name}, statuses=_statuses(("SUCCESS",))), limit=1)
+    success = inst.get_run_records(filters=RunsFilter(tags={run_tag.SYNC: name}, statuses=_statuses(("SUCCESS",))), limit=1)
     return {
         "name": name,
         "schedule": SYNCS[name]["schedule"],

@@ -14,8 +14,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from carinho_pipelines import catalogue, settings
-from carinho_pipelines.privacy import mask_phone
+from carinho_pipelines.kernel import catalogue, settings
+from carinho_pipelines.kernel.privacy import mask_phone
 
 from . import normalise, schemas, validation
 from .auth import authenticate_system, authenticate_zapi, require_system, verify_signature

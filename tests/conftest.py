@@ -9,7 +9,7 @@ from typing import Iterator
 import pytest
 import sqlalchemy as sa
 
-from carinho_pipelines import settings
+from carinho_pipelines.kernel import settings
 
 #: the suite fails if a process it started outlives it (tests/leftovers.py)
 pytest_plugins = ["tests.leftovers"]

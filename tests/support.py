@@ -8,9 +8,13 @@ import threading
 import time
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import uvicorn
+
+#: the repository checkout the tests run from (workspace.yaml, deploy/, .importlinter)
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:

@@ -12,12 +12,13 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from carinho_pipelines import catalogue, feedback_links, templates
-from carinho_pipelines.business_hours import feedback_due
-from carinho_pipelines.catalogue import Action
-from carinho_pipelines.errors import ActionError
-from carinho_pipelines.privacy import normalize_phone
-from carinho_pipelines.settings import HUB_SOURCE, WHATSAPP_SOURCE
+from carinho_pipelines.kernel import catalogue, templates
+from carinho_pipelines.events import feedback_links
+from carinho_pipelines.kernel.business_hours import feedback_due
+from carinho_pipelines.kernel.catalogue import Action
+from carinho_pipelines.kernel.errors import ActionError
+from carinho_pipelines.kernel.privacy import normalize_phone
+from carinho_pipelines.kernel.settings import HUB_SOURCE, WHATSAPP_SOURCE
 from carinho_pipelines.store import Envelope, EventStore, as_utc, utcnow
 
 from . import ledger, whatsapp

@@ -11,8 +11,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from carinho_pipelines import tags
-from carinho_pipelines.errors import ActionError
+from carinho_pipelines.kernel import tags
+from carinho_pipelines.kernel.errors import ActionError
 from carinho_pipelines.store import Envelope, EventStore, Ingested, utcnow
 from carinho_pipelines.store.tables import auto_reply_guard, event_actions, events, whatsapp_outbox
 

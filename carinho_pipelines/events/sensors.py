@@ -16,15 +16,15 @@ from dagster import (
 )
 from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 
-from carinho_pipelines import tags
+from carinho_pipelines.kernel import tags
 from carinho_pipelines.dlq import dlq_on_failure
-from carinho_pipelines.queues import NOTIFICATIONS, QUEUES
+from carinho_pipelines.kernel.queues import NOTIFICATIONS, QUEUES
 from carinho_pipelines.store import utcnow
 from carinho_pipelines.store.claims import claim_events
 
 from . import ledger, whatsapp
 from .jobs import EVENT_JOBS, run_tags
-from .store_resource import EventStoreResource
+from carinho_pipelines.resources.event_store import EventStoreResource
 from carinho_pipelines.resources import ZApiResource
 
 BATCH = 200

@@ -16,10 +16,10 @@ import logging
 
 import httpx
 
-from carinho_pipelines import tags
-from carinho_pipelines.catalogue import CATALOGUE
+from carinho_pipelines.kernel import tags
+from carinho_pipelines.kernel.catalogue import CATALOGUE
 from carinho_pipelines.platform import graphql_client
-from carinho_pipelines.settings import env
+from carinho_pipelines.kernel.settings import env
 from carinho_pipelines.store import EventStore, utcnow
 from carinho_pipelines.store.claims import claim_events
 from carinho_pipelines.store.tables import events

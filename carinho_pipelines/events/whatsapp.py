@@ -13,8 +13,8 @@ import threading
 import time
 from typing import Any
 
-from carinho_pipelines.errors import ActionError
-from carinho_pipelines.privacy import mask_phone
+from carinho_pipelines.kernel.errors import ActionError
+from carinho_pipelines.kernel.privacy import mask_phone
 from carinho_pipelines.resources import ZApiResource
 from carinho_pipelines.store import EventStore
 

@@ -9,8 +9,8 @@ from urllib.parse import quote
 
 from dagster import DagsterRunStatus, DefaultSensorStatus, RunsFilter, SensorEvaluationContext, SkipReason, sensor
 
-from carinho_pipelines import tags
-from carinho_pipelines.events.store_resource import EventStoreResource
+from carinho_pipelines.kernel import tags
+from carinho_pipelines.resources.event_store import EventStoreResource
 from carinho_pipelines.resources import EmailResource
 from carinho_pipelines.store import EventStore, utcnow
 

@@ -35,8 +35,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from carinho_pipelines import breakers, catalogue, settings, tags
-from carinho_pipelines.queues import QUEUES, RETRY
+from carinho_pipelines.destinations import breakers
+from carinho_pipelines.kernel import catalogue, settings, tags
+from carinho_pipelines.kernel.queues import QUEUES, RETRY
 from carinho_pipelines.store import EventStore, as_utc, utcnow
 from carinho_pipelines.store.tables import event_actions, events, whatsapp_outbox
 

@@ -34,10 +34,10 @@ from dagster import (
     op,
 )
 
-from carinho_pipelines import tags
-from carinho_pipelines.privacy import mask_phone
-from carinho_pipelines.queues import LOW, QUEUES
-from carinho_pipelines.settings import env
+from carinho_pipelines.kernel import tags
+from carinho_pipelines.kernel.privacy import mask_phone
+from carinho_pipelines.kernel.queues import LOW, QUEUES
+from carinho_pipelines.kernel.settings import env
 from carinho_pipelines.store import EventStore, utcnow
 from carinho_pipelines.store.tables import events, whatsapp_outbox
 

@@ -13,7 +13,8 @@ import time
 
 import httpx
 
-from carinho_pipelines.settings import DEFAULT_DAGSTER_GRAPHQL_URL, env
+from carinho_pipelines.kernel import tags as run_tag
+from carinho_pipelines.kernel.settings import DEFAULT_DAGSTER_GRAPHQL_URL, env
 
 TIMEOUT = httpx.Timeout(15.0, connect=3.0)
 
@@ -141,7 +142,7 @@ def launch_job(
     location, repository = find_job(job_name, url=url)
     all_tags = dict(tags)
     if partition_key is not None:
-        all_tags["dagster/partition"] = partition_key
+        all_tags[run_tag.PARTITION] = partition_key
     params = {
         "selector": {"repositoryLocationName": location, "repositoryName": repository, "jobName": job_name},
         "runConfigData": run_config or {},

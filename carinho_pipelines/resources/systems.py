@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field
 
-from ..privacy import normalize_phone
+from carinho_pipelines.kernel.privacy import normalize_phone
 from .http import InternalApiResource, Pager
 
 JsonObject = dict[str, Any]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from carinho_pipelines.settings import env
+from carinho_pipelines.kernel.settings import env
 
 from .clock import utcnow
 from .event_store import EventStore, StoreUnavailable

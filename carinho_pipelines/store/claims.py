@@ -8,7 +8,7 @@ import datetime as dt
 
 import sqlalchemy as sa
 
-from carinho_pipelines.settings import env
+from carinho_pipelines.kernel.settings import env
 
 from .tables import events
 

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
-from carinho_pipelines import settings
+from carinho_pipelines.kernel import settings
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

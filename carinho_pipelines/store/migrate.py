@@ -7,7 +7,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from carinho_pipelines import settings
+from carinho_pipelines.kernel import settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 

@@ -24,7 +24,7 @@ from dagster import (
     MetadataValue,
 )
 
-from .. import tags
+from carinho_pipelines.kernel import tags
 from . import batch
 from .engine import Caller, SyncConfig, sync_pages
 from .ledger import SyncLedgerResource
@@ -32,7 +32,6 @@ from .spec import Batch, SyncSpec  # noqa: F401 - the sync modules' names
 from .stream import FeedReader, source_pages
 
 LEDGER_KEY = "sync_ledger"
-SYNC_TAG = tags.SYNC
 run_tags = tags.sync_run_tags
 
 

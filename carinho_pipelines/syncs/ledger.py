@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 from carinho_pipelines.store import dialect_insert as _insert, as_utc, make_engine, utcnow
 from carinho_pipelines.store.tables import sync_ledger
 
-from .. import settings
+from carinho_pipelines.kernel import settings
 
 #: keys per ``IN (...)`` (SQLite's variable limit is the tightest)
 _CHUNK = 500

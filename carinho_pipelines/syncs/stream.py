@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ActionError
+from carinho_pipelines.kernel.errors import ActionError
 from . import batch
 from .engine import Caller, Item
 from .ledger import SyncLedger

@@ -14,7 +14,7 @@ from typing import Any
 import click
 import httpx
 
-from carinho_pipelines.privacy import mask_payload
+from carinho_pipelines.kernel.privacy import mask_payload
 from carinho_sandbox.control import DEFAULT_CONTROL_URL, ControlClient, ControlError
 from carinho_sandbox.server import ALL_SYSTEMS, DEFAULT_BASE_PORT, Sandbox
 
@@ -278,7 +278,7 @@ def zapi_receive(phone: str, text: str | None, button_id: str | None, sender_nam
 def demo(hub_url: str, wait: float, api_key: str | None, control_url: str) -> None:
     """Play a realistic day against a running hub (site lead, WhatsApp, client, service, rating, payment),
     wait until the hub has done everything it caused, and report this round."""
-    from carinho_pipelines import settings
+    from carinho_pipelines.kernel import settings
     from carinho_sandbox.demo import RoundTimeout, play_day
 
     if api_key is None:

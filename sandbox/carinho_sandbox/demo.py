@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from carinho_pipelines.privacy import mask_phone, normalize_phone
+from carinho_pipelines.kernel.privacy import mask_phone, normalize_phone
 from carinho_sandbox.control import ControlClient
 from carinho_sandbox.seed import CAMPAIGN_UTM, EXISTING_LEAD_PHONE
 from carinho_sandbox.server import Sandbox
@@ -124,7 +124,7 @@ class Round:
         return [e for e in self.events if e["status"] == "failed"]
 
     def over_sla(self) -> list[str]:
-        from carinho_pipelines.queues import QUEUES
+        from carinho_pipelines.kernel.queues import QUEUES
 
         return [q for q, values in self.latencies.items() if percentile(values, 95) > QUEUES[q].sla_seconds]
 
@@ -207,7 +207,7 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def report_round(result: Round, echo: Callable[[str], None]) -> None:
-    from carinho_pipelines.queues import QUEUES
+    from carinho_pipelines.kernel.queues import QUEUES
 
     states: dict[str, int] = {}
     for event in result.events:

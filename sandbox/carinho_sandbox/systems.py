@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from carinho_pipelines.privacy import normalize_phone
+from carinho_pipelines.kernel.privacy import normalize_phone
 from carinho_sandbox.faults import SystemLayer
 from carinho_sandbox.state import SortKey, SystemState, now_iso
 

@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from carinho_pipelines.privacy import mask_phone, normalize_phone
+from carinho_pipelines.kernel.privacy import mask_phone, normalize_phone
 from carinho_sandbox.faults import SystemLayer
 from carinho_sandbox.state import SystemState, now_iso
 

@@ -15,7 +15,8 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 
-from carinho_pipelines.instance import REPO_ROOT, prepare_dagster_home
+from carinho_pipelines.platform.instance import prepare_dagster_home
+from tests.support import REPO_ROOT
 from carinho_sandbox import Sandbox
 from relay.app import create_app
 from carinho_pipelines.store.migrate import upgrade

@@ -14,7 +14,8 @@ import time
 
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
-from carinho_pipelines import breakers, tags
+from carinho_pipelines.destinations import breakers
+from carinho_pipelines.kernel import tags
 from carinho_pipelines.platform import graphql_client
 from carinho_pipelines.store import Envelope, utcnow
 from tests.support import wait_for

@@ -4,7 +4,7 @@ import time
 
 from dagster import DagsterInstance, RunsFilter
 
-from carinho_pipelines import tags
+from carinho_pipelines.kernel import tags
 
 PHONE = "5511988887777"
 

@@ -10,7 +10,7 @@ from dagster import DagsterInstance
 
 from carinho_pipelines.events import whatsapp
 from carinho_pipelines.events.jobs import EVENT_JOBS, run_tags
-from carinho_pipelines.events.store_resource import EventStoreResource
+from carinho_pipelines.resources.event_store import EventStoreResource
 from carinho_pipelines.resources import build_resources
 from carinho_sandbox import Sandbox
 from carinho_pipelines.store.migrate import upgrade
@@ -31,7 +31,7 @@ class Hub:
 
     def event(self, event_type: str, source: str, payload: dict, key: str | None = None, queue: str | None = None,
               available_at=None) -> int:
-        from carinho_pipelines.catalogue import queue_for
+        from carinho_pipelines.kernel.catalogue import queue_for
 
         env = Envelope(event_type, source, key or f"test:{event_type}:{utcnow().timestamp()}:{id(payload)}",
                        queue or queue_for(event_type), payload, utcnow(), available_at=available_at)

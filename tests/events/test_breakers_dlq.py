@@ -2,7 +2,9 @@
 
 import datetime as dt
 
-from carinho_pipelines import breakers, dlq, tags
+from carinho_pipelines.destinations import breakers
+from carinho_pipelines import dlq
+from carinho_pipelines.kernel import tags
 from carinho_pipelines.events import ledger
 from carinho_pipelines.store import utcnow
 
@@ -64,7 +66,7 @@ def test_dlq_lists_annotates_filters_and_archives_failed_runs(hub):
     assert failure.error_class == "invalid" and failure.failed_ops == ["forward_crm"]
     assert failure.responses["forward_crm"]["status"] == 422
     tagged = hub.instance.get_run_by_id(run.run_id).tags
-    assert tagged[dlq.ERROR_CLASS_TAG] == "invalid" and tagged[dlq.FAILED_OPS_TAG] == "forward_crm"
+    assert tagged[tags.ERROR_CLASS] == "invalid" and tagged[tags.FAILED_OPS] == "forward_crm"
     item = dlq.item(hub.instance, hub.instance.get_run_by_id(run.run_id))
     assert item["kind"] == "event" and item["event_type"] == "lead.updated" and item["attempts"] == 1
     assert dlq.failed_runs(hub.instance, error_class="unavailable") == []

@@ -4,10 +4,10 @@ import datetime as dt
 
 from dagster import build_sensor_context
 
-from carinho_pipelines import tags
+from carinho_pipelines.kernel import tags
 from carinho_pipelines.events import ledger
 from carinho_pipelines.events.sensors import event_dispatch_sensor
-from carinho_pipelines.events.store_resource import EventStoreResource
+from carinho_pipelines.resources.event_store import EventStoreResource
 from carinho_pipelines.store import Envelope, utcnow
 
 

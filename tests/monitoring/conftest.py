@@ -14,9 +14,9 @@ import sqlalchemy as sa
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, in_process_executor, job, op
 from dagster._core.utils import make_new_run_id
 
-from carinho_pipelines import tags
+from carinho_pipelines.kernel import tags
 from carinho_pipelines.events import whatsapp
-from carinho_pipelines.events.store_resource import EventStoreResource
+from carinho_pipelines.resources.event_store import EventStoreResource
 from carinho_pipelines.resources import EmailResource, ZApiResource, build_resources
 from carinho_sandbox import Sandbox
 from carinho_pipelines.store.migrate import upgrade

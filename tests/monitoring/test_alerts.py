@@ -6,7 +6,7 @@ import datetime as dt
 
 from dagster import build_sensor_context
 
-from carinho_pipelines import tags
+from carinho_pipelines.kernel import tags
 from carinho_pipelines.monitoring import alerts
 from carinho_pipelines.monitoring.alert_sensor import check_thresholds, monitoring_alerts_sensor
 from carinho_pipelines.store import utcnow

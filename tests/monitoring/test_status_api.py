@@ -10,7 +10,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.routing import Route
 
-from relay import apikeys, runs, status_api
+from carinho_pipelines.store import apikeys
+from relay import runs, status_api
 from relay.app import create_app
 from carinho_pipelines.store import EventStore
 from tests.support import ServerThread

@@ -8,7 +8,7 @@ import re
 import jsonschema
 from openapi_spec_validator import validate
 
-from carinho_pipelines import catalogue
+from carinho_pipelines.kernel import catalogue
 from relay import validation
 from tests.conftest import ZAPI_INSTANCE_ID, ZAPI_WEBHOOK_TOKEN
 

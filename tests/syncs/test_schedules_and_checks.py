@@ -10,7 +10,8 @@ import sqlalchemy as sa
 import yaml
 from dagster import AssetKey, DefaultScheduleStatus, build_schedule_context
 
-from carinho_pipelines import settings, syncs
+from carinho_pipelines.kernel import settings
+from carinho_pipelines import syncs
 from tests.syncs import location
 from carinho_pipelines.syncs.schedules import operacao_financeiro_schedule
 from carinho_pipelines.store.tables import sync_ledger

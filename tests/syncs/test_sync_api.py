@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from starlette.routing import Route
 
 from carinho_pipelines import syncs
-from carinho_pipelines.instance import prepare_dagster_home
+from carinho_pipelines.platform.instance import prepare_dagster_home
 from relay import sync_api
 from carinho_pipelines.store.apikeys import create_key
 from relay.app import create_app
@@ -184,7 +184,7 @@ def test_the_relay_sync_table_matches_the_dagster_definitions():
         assert sync_api.SYNCS[name]["partitioned"] == (job.partitions_def is not None)
     from carinho_pipelines.syncs.operacao_financeiro import partitions
 
-    from carinho_pipelines import settings
+    from carinho_pipelines.kernel import settings
 
     assert partitions.start.date() == settings.go_live_date()
 

@@ -13,7 +13,7 @@ import logging
 import re
 import threading
 
-from .privacy import mask_email, mask_phone
+from carinho_pipelines.kernel.privacy import mask_email, mask_phone
 
 REDACTED = "***"
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from .settings import env
+from carinho_pipelines.kernel.settings import env
 
 TTL_SECONDS = 7 * 24 * 3600
 DEFAULT_FEEDBACK_URL = "https://carinho.com.vc/feedback"

@@ -17,10 +17,12 @@ from dagster import (
     sensor,
 )
 
-from carinho_pipelines import breakers, dlq, tags
-from carinho_pipelines.syncs.schedules import SYNCS, sync_destinations
-from carinho_pipelines.events.store_resource import EventStoreResource
-from carinho_pipelines.settings import env
+from carinho_pipelines.destinations import breakers
+from carinho_pipelines import dlq
+from carinho_pipelines.kernel import tags
+from carinho_pipelines.kernel.sync_registry import SYNCS
+from carinho_pipelines.resources.event_store import EventStoreResource
+from carinho_pipelines.kernel.settings import env
 from carinho_pipelines.store import utcnow
 
 #: re-executions launched per evaluation (every 30 s): a recovered destination is
@@ -99,11 +101,11 @@ def dlq_redrive_sensor(context: SensorEvaluationContext, event_store: EventStore
 def item_destinations(instance, run) -> list[str]:
     """The destinations a DLQ item waits for: its failed destinations; for a sync (which
     records failed items, not destinations) every system it calls."""
-    tagged = run.tags.get(dlq.DESTINATIONS_TAG)
+    tagged = run.tags.get(tags.FAILED_DESTINATIONS)
     destinations = [d for d in (tagged.split(",") if tagged else dlq.failure_of(instance, run.run_id).destinations) if d]
     sync = run.tags.get(tags.SYNC)
     if sync in SYNCS:
-        destinations = sorted({*destinations, *sync_destinations(sync)})
+        destinations = sorted({*destinations, *SYNCS[sync].systems})
     return destinations
 
 

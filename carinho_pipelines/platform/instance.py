@@ -13,8 +13,7 @@ from pathlib import Path
 
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
+from carinho_pipelines.kernel import tags
 
 def dagster_yaml_text() -> str:
     """The instance configuration this package was built with."""
@@ -60,7 +59,7 @@ def instance_config(postgres: bool, celery: bool = False, home: Path | None = No
     coordinator = config["run_coordinator"]["config"]
     coordinator["max_concurrent_runs"] *= factor
     for limit in coordinator["tag_concurrency_limits"]:
-        if limit["key"] == "carinho/queue":
+        if limit["key"] == tags.QUEUE:
             limit["limit"] *= factor
     return config
 
@@ -101,10 +100,10 @@ def celery_settings() -> dict:
 
 def celery_worker_commands(bin_dir: Path | None = None) -> list[list[str]]:
     """One ``carinho worker`` per group of queues, so integrations-high has capacity
-    that low-priority work cannot take (queue table: carinho_pipelines/queues.py)."""
+    that low-priority work cannot take (queue table: carinho_pipelines/kernel/queues.py)."""
     import sys
 
-    from .queues import QUEUES
+    from carinho_pipelines.kernel.queues import QUEUES
 
     carinho = str((bin_dir or Path(sys.executable).parent) / "carinho")
     groups = [["integrations-high"], ["integrations", "notifications"], ["integrations-low", "integrations-retry"]]

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .queues import DEFAULT, HIGH, NOTIFICATIONS
+from carinho_pipelines.kernel.queues import DEFAULT, HIGH, NOTIFICATIONS
 
 #: JSON Schema types of a field; ids from other systems may be numbers or strings
 ID = ("string", "integer")

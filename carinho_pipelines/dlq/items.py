@@ -12,18 +12,12 @@ from typing import Any, Iterable
 
 from dagster import DagsterEventType, DagsterInstance, DagsterRun, DagsterRunStatus, HookContext, RunsFilter, failure_hook
 
-from carinho_pipelines import tags
-from carinho_pipelines.errors import ERROR_CLASSES
-from carinho_pipelines.privacy import mask_response
-from carinho_pipelines.queues import QUEUES, RETRY
+from carinho_pipelines.kernel import tags
+from carinho_pipelines.kernel.errors import ERROR_CLASSES
+from carinho_pipelines.kernel.privacy import mask_response
+from carinho_pipelines.kernel.queues import QUEUES, RETRY
 
 OPEN, REPLAYED, ARCHIVED = tags.DLQ_OPEN, tags.DLQ_REPLAYED, tags.DLQ_ARCHIVED
-ERROR_CLASS_TAG = tags.ERROR_CLASS
-FAILED_OPS_TAG = tags.FAILED_OPS
-DESTINATIONS_TAG = tags.FAILED_DESTINATIONS
-ARCHIVED_BY, ARCHIVED_AT, ARCHIVE_REASON = tags.ARCHIVED_BY, tags.ARCHIVED_AT, tags.ARCHIVE_REASON
-REPLAYED_BY = tags.REPLAYED_BY
-PARENT_TAG = tags.PARENT_RUN_ID
 #: jobs whose failed runs are DLQ items besides event and sync runs
 DLQ_JOBS = frozenset({"flush_whatsapp_outbox"})
 #: how many runs a listing examines at most
@@ -124,9 +118,9 @@ def annotate(instance: DagsterInstance, run: DagsterRun) -> Failure:
     failed run (also those that failed without an op failing)."""
     failure = failure_of(instance, run.run_id)
     annotations = {
-        ERROR_CLASS_TAG: failure.error_class,
-        FAILED_OPS_TAG: ",".join(failure.failed_ops)[:200],
-        DESTINATIONS_TAG: ",".join(failure.destinations)[:200],
+        tags.ERROR_CLASS: failure.error_class,
+        tags.FAILED_OPS: ",".join(failure.failed_ops)[:200],
+        tags.FAILED_DESTINATIONS: ",".join(failure.destinations)[:200],
     }
     empty = [k for k, v in annotations.items() if not v]  # never an empty chip in the UI
     annotations = {k: v for k, v in annotations.items() if v}
@@ -137,11 +131,11 @@ def annotate(instance: DagsterInstance, run: DagsterRun) -> Failure:
         parent_id = run.parent_run_id or run.get_parent_run_id()
         parent = instance.get_run_by_id(parent_id) if parent_id else None
         if parent is not None and state in (REPLAYED, ARCHIVED) and all(
-            run.tags.get(t) == parent.tags.get(t) for t in (tags.DLQ, ARCHIVED_AT, REPLAYED_BY)
+            run.tags.get(t) == parent.tags.get(t) for t in (tags.DLQ, tags.ARCHIVED_AT, tags.REPLAYED_BY)
         ):
             # a UI re-execution copies its parent's tags: its own failure is a new open item
             annotations[tags.DLQ] = OPEN
-            empty += [ARCHIVED_BY, ARCHIVED_AT, ARCHIVE_REASON, REPLAYED_BY]
+            empty += [tags.ARCHIVED_BY, tags.ARCHIVED_AT, tags.ARCHIVE_REASON, tags.REPLAYED_BY]
     instance.add_run_tags(run.run_id, annotations)
     remove_run_tags(instance, run.run_id, empty)
     return failure
@@ -266,7 +260,7 @@ def item(instance: DagsterInstance, run: DagsterRun, *, run_url: str | None = No
         "parent_run_id": run.parent_run_id or run.get_parent_run_id(),
         "root_run_id": run.root_run_id or run.get_root_run_id(),
         "run_url": run_url,
-        "archived": {"by": run.tags.get(ARCHIVED_BY), "at": run.tags.get(ARCHIVED_AT), "reason": run.tags.get(ARCHIVE_REASON)}
+        "archived": {"by": run.tags.get(tags.ARCHIVED_BY), "at": run.tags.get(tags.ARCHIVED_AT), "reason": run.tags.get(tags.ARCHIVE_REASON)}
         if run.tags.get(tags.DLQ) == ARCHIVED else None,
     }
 
@@ -305,7 +299,7 @@ def failed_runs(
         if kind and kind_of(run) != kind:
             continue
         if error_class:
-            tagged = run.tags.get(ERROR_CLASS_TAG) or failure_of(instance, run.run_id).error_class
+            tagged = run.tags.get(tags.ERROR_CLASS) or failure_of(instance, run.run_id).error_class
             if tagged != error_class:
                 continue
         out.append(run)
@@ -318,8 +312,8 @@ def replayed_ids(instance: DagsterInstance, run_ids: list[str]) -> set[str]:
     for start in range(0, len(run_ids), 200):
         chunk = run_ids[start : start + 200]
         if chunk:
-            for child in instance.get_runs(filters=RunsFilter(tags={PARENT_TAG: chunk})):
-                found.add(child.tags[PARENT_TAG])
+            for child in instance.get_runs(filters=RunsFilter(tags={tags.PARENT_RUN_ID: chunk})):
+                found.add(child.tags[tags.PARENT_RUN_ID])
     return found
 
 
@@ -331,7 +325,7 @@ def reconcile(instance: DagsterInstance, limit: int = 200) -> list[str]:
     ids = sorted(replayed_ids(instance, [r.run_id for r in runs]))
     for run_id in ids:
         mark_replayed(instance, run_id, "dagster-ui")
-        for child in instance.get_runs(filters=RunsFilter(tags={PARENT_TAG: run_id})):
+        for child in instance.get_runs(filters=RunsFilter(tags={tags.PARENT_RUN_ID: run_id})):
             instance.add_run_tags(child.run_id, {tags.LAUNCHED_BY: tags.BY_DAGSTER_UI})
     return ids
 
@@ -344,7 +338,7 @@ def stats(instance: DagsterInstance, now: dt.datetime) -> dict[str, Any]:
     for run in runs:
         label = run.tags.get(tags.EVENT_TYPE) or f"sync:{run.tags.get(tags.SYNC, run.job_name)}"
         by_type[label] = by_type.get(label, 0) + 1
-        cls = run.tags.get(ERROR_CLASS_TAG) or failure_of(instance, run.run_id).error_class
+        cls = run.tags.get(tags.ERROR_CLASS) or failure_of(instance, run.run_id).error_class
         by_class[cls] = by_class.get(cls, 0) + 1
         record = instance.get_run_record_by_id(run.run_id)
         ended = _ts(record.end_time) if record else None
@@ -360,12 +354,12 @@ def stats(instance: DagsterInstance, now: dt.datetime) -> dict[str, Any]:
 def archive(instance: DagsterInstance, run_id: str, reason: str, who: str, now: dt.datetime) -> None:
     instance.add_run_tags(
         run_id,
-        {tags.DLQ: ARCHIVED, ARCHIVED_BY: who[:64], ARCHIVED_AT: now.isoformat(), ARCHIVE_REASON: reason[:500]},
+        {tags.DLQ: ARCHIVED, tags.ARCHIVED_BY: who[:64], tags.ARCHIVED_AT: now.isoformat(), tags.ARCHIVE_REASON: reason[:500]},
     )
 
 
 def mark_replayed(instance: DagsterInstance, run_id: str, who: str) -> None:
-    instance.add_run_tags(run_id, {tags.DLQ: REPLAYED, REPLAYED_BY: who[:64]})
+    instance.add_run_tags(run_id, {tags.DLQ: REPLAYED, tags.REPLAYED_BY: who[:64]})
 
 
 def reexecution_tags(parent: DagsterRun, launched_by: str) -> dict[str, str]:

@@ -8,7 +8,7 @@ import random
 
 from dagster import Backoff, Jitter, RetryPolicy
 
-from .queues import QUEUES
+from carinho_pipelines.kernel.queues import QUEUES
 
 MAX_ATTEMPTS = 5
 MAX_RETRIES = MAX_ATTEMPTS - 1

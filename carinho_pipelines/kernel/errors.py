@@ -14,7 +14,7 @@ import time
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from .privacy import mask_response
+from carinho_pipelines.kernel.privacy import mask_response
 
 UNAVAILABLE = "unavailable"
 REJECTED = "rejected"

@@ -50,6 +50,7 @@ PARENT_RUN_ID = "dagster/parent_run_id"
 ROOT_RUN_ID = "dagster/root_run_id"
 PARTITION = "dagster/partition"
 SCHEDULE_NAME = "dagster/schedule_name"
+SCHEDULED_EXECUTION_TIME = "dagster/scheduled_execution_time"
 BACKFILL = "dagster/backfill"
 
 #: Celery queue of a run when the Celery run launcher is configured (dagster-celery's tag)
@@ -64,7 +65,7 @@ def launched_by_api(key_name: str, *, cli: bool = False) -> str:
 def event_run_tags(event: dict, launched_by: str = BY_DISPATCH_SENSOR) -> dict[str, str]:
     """The tags of an event's run: set alike by the dispatch sensor and by the relay's
     direct submission (pure Python: the relay must not import dagster)."""
-    from carinho_pipelines.queues import QUEUES
+    from carinho_pipelines.kernel.queues import QUEUES
 
     queue = event["queue"]
     return {
@@ -81,6 +82,6 @@ def event_run_tags(event: dict, launched_by: str = BY_DISPATCH_SENSOR) -> dict[s
 def sync_run_tags(sync: str) -> dict[str, str]:
     """Tags of every run of a sync (queue limits, priority); the job carries them, so
     scheduled, manual and backfill runs alike."""
-    from carinho_pipelines.queues import LOW, QUEUES
+    from carinho_pipelines.kernel.queues import LOW, QUEUES
 
     return {QUEUE: LOW, SYNC: sync, PRIORITY: str(QUEUES[LOW].priority)}

@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from carinho_pipelines.store import EventStore, as_utc, utcnow
 from carinho_pipelines.store.tables import breakers
 
-from carinho_pipelines.settings import env
+from carinho_pipelines.kernel.settings import env
 
 FAILURE_THRESHOLD = 5
 FAILURE_WINDOW = dt.timedelta(minutes=5)

@@ -1,6 +1,6 @@
 """Warm run workers: the Celery app behind ``CeleryRunLauncher`` (dagster-celery).
 
-``carinho worker --queues integrations-high`` runs ``celery -A carinho_pipelines.celery_app
+``carinho worker --queues integrations-high`` runs ``celery -A carinho_pipelines.platform.celery_app
 worker`` on one or more of our queues. The worker's parent process imports Dagster and
 the code location once; its prefork children inherit them, so a run no longer pays
 for a fresh interpreter (~1.9 CPU-s of ``import dagster`` plus the code location).
@@ -13,6 +13,7 @@ of a run's CPU in the profile behind issue 8).
 
 from __future__ import annotations
 
+import importlib
 import os
 import threading
 from typing import Any
@@ -25,7 +26,7 @@ from dagster._serdes import unpack_value
 from dagster_celery.config import TASK_EXECUTE_JOB_NAME, TASK_RESUME_JOB_NAME
 from dagster_celery.make_app import make_app
 
-from carinho_pipelines.instance import celery_settings
+from carinho_pipelines.platform.instance import celery_settings
 
 _settings = celery_settings()
 app = make_app(
@@ -86,7 +87,7 @@ def resume_job(_task: Any, resume_job_args_packed: Any = None, execute_job_args_
 
 # Warm the children: they fork from a parent that already imported the code location and
 # resolved its repository and jobs (otherwise the first run in each pool process pays
-# ~0.3 s for that, inside its SLA).
-from carinho_pipelines.definitions import defs  # noqa: E402
-
-defs.get_repository_def().get_all_jobs()
+# ~0.3 s for that, inside its SLA). The platform serves a code location named by
+# configuration (as workspace.yaml names it); it does not import the one above it.
+CODE_LOCATION_MODULE = "carinho_pipelines.definitions"  # workspace.yaml's python_module
+importlib.import_module(CODE_LOCATION_MODULE).defs.get_repository_def().get_all_jobs()
