@@ -152,7 +152,7 @@ def relay(host: str, port: int, workers: int) -> None:
     import uvicorn
 
     # by name, not imported: the relay sits above this package (its app installs its log redaction)
-    uvicorn.run("relay.app:app", host=host, port=port, workers=workers, log_level="info")
+    uvicorn.run("relay.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="info")
 
 
 # -- run ------------------------------------------------------------------------

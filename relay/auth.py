@@ -8,7 +8,7 @@ import hashlib
 import hmac
 import time
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 
 from carinho_pipelines.kernel import settings
 
@@ -17,11 +17,18 @@ from .errors import ApiError
 SIGNATURE_TOLERANCE_SECONDS = 300
 
 
-def presented_token(request: Request) -> str | None:
-    auth = request.headers.get("authorization", "")
+def credential(conn: HTTPConnection, *headers: str) -> str | None:
+    """The one bearer parser: ``Authorization: Bearer <token>``, else the first of
+    ``headers`` that is set."""
+    auth = conn.headers.get("authorization", "")
     if auth[:7].lower() == "bearer " and auth[7:].strip():
         return auth[7:].strip()
-    return request.headers.get("x-internal-token") or request.headers.get("x-api-key") or None
+    return next((conn.headers[h] for h in headers if conn.headers.get(h)), None)
+
+
+def presented_token(request: Request) -> str | None:
+    """A system's webhook token (CONTRACTS §2.2)."""
+    return credential(request, "x-internal-token", "x-api-key")
 
 
 def authenticate_system(request: Request) -> str:

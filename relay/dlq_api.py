@@ -16,7 +16,7 @@ from carinho_pipelines.kernel.errors import ERROR_CLASSES
 from carinho_pipelines.platform import graphql_client
 
 from . import runs, schemas, validation
-from .apikeys import ApiKey, audit, launched_by, require_scope
+from .apikeys import ApiKey, audit, key_of, launched_by, requires
 from .bodies import read_json_object
 from .errors import ApiError, invalid
 from .events_api import _int_param, _time_param
@@ -100,9 +100,9 @@ def _filters(request: Request) -> dict[str, Any]:
     }
 
 
+@requires("dlq:read")
 async def list_items(request: Request) -> JSONResponse:
     """DLQ items (failed runs not archived), newest first; filters and paging."""
-    await require_scope(request, "dlq:read")
     _require_dagster()
     filters = _filters(request)
     page = _int_param(request, "page", 1, 1, 10**6)
@@ -116,17 +116,17 @@ async def list_items(request: Request) -> JSONResponse:
     return JSONResponse(await run_in_threadpool(work))
 
 
+@requires("dlq:read")
 async def stats(request: Request) -> JSONResponse:
     """Totals, last 24 h / 7 d, by type and by error class."""
-    await require_scope(request, "dlq:read")
     _require_dagster()
     return JSONResponse(await run_in_threadpool(_dlq().stats, runs.instance(), utcnow()))
 
 
+@requires("dlq:read")
 async def get_item(request: Request) -> JSONResponse:
     """One item: the failure, the masked event payload, each op's outcome and the
     downstream response that failed."""
-    await require_scope(request, "dlq:read")
     _require_dagster()
     run_id = request.path_params["id"]
 
@@ -189,19 +189,21 @@ def _force(body: dict[str, Any]) -> bool:
     return force
 
 
+@requires("dlq:write")
 async def retry(request: Request) -> JSONResponse:
     """Re-execute from failure on ``integrations-retry`` (succeeded ops are not repeated);
     409 while a destination's breaker is open, unless the body is ``{"force": true}``."""
-    key = await require_scope(request, "dlq:write")
+    key = key_of(request)
     _require_dagster()
     force = _force(await _optional_body(request))
     body = await run_in_threadpool(_retry, request, key, request.path_params["id"], force)
     return JSONResponse(body, status_code=200 if body["already_replayed"] else 202)
 
 
+@requires("dlq:write")
 async def archive(request: Request) -> JSONResponse:
     """Archive with a required reason: tagged on the run (who, when, why); nothing deleted."""
-    key = await require_scope(request, "dlq:write")
+    key = key_of(request)
     _require_dagster()
     _raw, body = await read_json_object(request)
     validation.check(schemas.ARCHIVE_BODY, body)
@@ -221,9 +223,10 @@ async def archive(request: Request) -> JSONResponse:
     return JSONResponse(await run_in_threadpool(work))
 
 
+@requires("dlq:write")
 async def retry_all(request: Request) -> JSONResponse:
     """Retry the open items matching the filters, oldest first, at most ``limit``."""
-    key = await require_scope(request, "dlq:write")
+    key = key_of(request)
     _require_dagster()
     _raw, body = await read_json_object(request)
     validation.check(schemas.RETRY_ALL_BODY, body)  # every invalid field at once (the published schema)

@@ -25,6 +25,20 @@ async def health(_request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok", "timestamp": utcnow().isoformat()})
 
 
+async def ready(request: Request) -> JSONResponse:
+    """Readiness: the event store answers (nothing else: a probe is a plain GET, and a
+    Dagster or Z-API outage must not take the relay out of the load balancer, since it
+    still stores every webhook). 503 while the store is down."""
+    store = request.app.state.store
+    try:
+        latency = await run_in_threadpool(store.ping)
+    except StoreUnavailable as exc:
+        return JSONResponse({"status": "unavailable", "store": {"status": "error", "message": str(exc)},
+                             "timestamp": utcnow().isoformat()}, status_code=503, headers={"Retry-After": "5"})
+    return JSONResponse({"status": "ok", "store": {"status": "ok", "latency_ms": round(latency, 1)},
+                         "timestamp": utcnow().isoformat()})
+
+
 def _check_dagster() -> dict[str, Any]:
     if not runs.configured():
         return {"status": "unconfigured", "message": "DAGSTER_HOME is not set"}

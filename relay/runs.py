@@ -40,6 +40,15 @@ def instance():
         return _instance
 
 
+def close() -> None:
+    """Dispose of the instance (the app's shutdown); the next use opens a new one."""
+    global _instance
+    with _lock:
+        found, _instance = _instance, None
+    if found is not None:
+        found.dispose()
+
+
 def runs_for_events(event_ids: Iterable[int]) -> dict[int, list[Any]]:
     """Every run of each event (re-executions included), oldest first."""
     ids = [str(i) for i in event_ids]

@@ -340,6 +340,9 @@ STATUS: dict[str, Any] = {
 }
 HEALTH = {"type": "object", "required": ["status"],
           "properties": {"status": {"type": "string", "enum": ["ok"]}, "timestamp": _TIME}}
+HEALTH_READY = {"type": "object", "required": ["status", "store"],
+                "properties": {"status": {"type": "string", "enum": ["ok", "unavailable"]},
+                               "store": {"type": "object", "required": ["status"]}, "timestamp": _TIME}}
 HEALTH_DETAILED: dict[str, Any] = {
     "type": "object",
     "required": ["status", "degraded", "checks"],

@@ -65,6 +65,16 @@ class Submitter:
             finally:
                 waiting.task_done()
 
+    async def close(self) -> None:
+        """At shutdown: stop launching. The events still waiting were never claimed, so
+        the dispatch sensor dispatches them at its next tick; a launch already under way
+        ends within its timeout."""
+        workers, self._workers = self._workers, []
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        self._waiting = None
+
     async def drain(self) -> None:
         """Wait until every event handed to :meth:`submit` has been tried (tests, shutdown)."""
         if self._waiting is not None:

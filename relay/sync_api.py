@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import threading
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -23,7 +21,8 @@ from carinho_pipelines.kernel import settings, tags as run_tag
 from carinho_pipelines.kernel.sync_registry import SYNCS as SYNC_REGISTRY
 
 from carinho_pipelines.platform import graphql_client
-from .apikeys import audit, launched_by, require_scope
+from . import runs
+from .apikeys import audit, key_of, launched_by, requires
 from .errors import ApiError, invalid
 
 SAO_PAULO = ZoneInfo("America/Sao_Paulo")
@@ -37,26 +36,17 @@ COUNT_KEYS = ("read", "written", "skipped_already_synced", "invalid", "failed", 
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 50
 
-_instances: dict[str, Any] = {}
-_lock = threading.Lock()
 
 
 run_tags = run_tag.sync_run_tags
 
 
 def instance() -> Any:
-    """The Dagster instance of ``DAGSTER_HOME`` (one per home, kept for the process)."""
-    home = os.environ.get("DAGSTER_HOME")
-    if not home:
+    """The relay's Dagster instance (:func:`relay.runs.instance`); 503 without ``DAGSTER_HOME``."""
+    if not runs.configured():
         raise ApiError(503, "dagster_unavailable", "DAGSTER_HOME is not set: the relay cannot see Dagster's runs",
                        headers={"Retry-After": "30"})
-    with _lock:
-        found = _instances.get(home)
-        if found is None:
-            from dagster import DagsterInstance
-
-            found = _instances[home] = DagsterInstance.get()
-        return found
+    return runs.instance()
 
 
 # -- reading runs -------------------------------------------------------------------------
@@ -159,9 +149,9 @@ def list_runs(name: str, limit: int) -> dict[str, Any]:
 # -- endpoints ------------------------------------------------------------------------------
 
 
+@requires("sync:read")
 async def list_syncs(request: Request) -> JSONResponse:
     """Each sync with its recent runs (newest first) and their counts."""
-    await require_scope(request, "sync:read")
     wanted = request.query_params.get("sync")
     if wanted is not None and wanted not in SYNCS:
         raise ApiError(404, "unknown_sync", f"no sync named {wanted!r}", known=list(SYNCS))
@@ -173,9 +163,10 @@ async def list_syncs(request: Request) -> JSONResponse:
     return JSONResponse({"syncs": syncs})
 
 
+@requires("sync:run")
 async def run_sync(request: Request) -> JSONResponse:
     """Start a sync now: 202 with the run id, 409 while a run of that sync is queued or running."""
-    key = await require_scope(request, "sync:run")
+    key = key_of(request)
     name = request.path_params["name"]
     if name not in SYNCS:
         raise ApiError(404, "unknown_sync", f"no sync named {name!r}", known=list(SYNCS))

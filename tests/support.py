@@ -30,7 +30,7 @@ class ServerThread:
         self.port = port or free_port()
         kwargs = {"log_config": log_config} if log_config is not None else {}
         self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="info", lifespan="off", **kwargs)
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="info", lifespan="on", **kwargs)
         )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.url = f"http://127.0.0.1:{self.port}"
