@@ -160,7 +160,7 @@ def clear_failure_tags(instance: DagsterInstance, run: DagsterRun) -> list[str]:
 
 
 def _sql_run_storage(instance: DagsterInstance) -> Any:
-    from dagster._core.storage.runs.sql_run_storage import SqlRunStorage
+    from carinho_pipelines.platform.dagster_internals import SqlRunStorage
 
     storage = instance.run_storage
     inner = getattr(storage, "_storage", None)  # LegacyRunStorage over a composite storage
@@ -180,9 +180,7 @@ def remove_run_tags(instance: DagsterInstance, run_id: str, keys: Iterable[str])
     if not gone:
         return
     import sqlalchemy as sa
-    from dagster._core.storage.runs.schema import RunsTable, RunTagsTable
-    from dagster._serdes import serialize_value
-    from dagster._time import get_current_datetime
+    from carinho_pipelines.platform.dagster_internals import RunsTable, RunTagsTable, get_current_datetime, serialize_value
 
     kept = {k: v for k, v in run.tags.items() if k not in gone}
     with _sql_run_storage(instance).connect() as conn:
@@ -366,7 +364,7 @@ def reexecution_tags(parent: DagsterRun, launched_by: str) -> dict[str, str]:
     """Tags of a re-execution: the parent's, without its DLQ state and failure
     annotations (a re-execution that succeeds carries none; one that fails gets its
     own), on the retry queue, saying who launched it."""
-    from dagster._core.storage.tags import TAGS_TO_MAYBE_OMIT_ON_RETRY  # what Dagster itself drops
+    from carinho_pipelines.platform.dagster_internals import TAGS_TO_MAYBE_OMIT_ON_RETRY  # what Dagster itself drops
 
     inherited = {k: v for k, v in parent.tags.items()
                  if k not in tags.FAILURE_TAGS and k not in TAGS_TO_MAYBE_OMIT_ON_RETRY}

@@ -186,7 +186,7 @@ def snapshot(store: EventStore, instance: Any | None, now: dt.datetime | None = 
         return Snapshot(now, metrics, queues, dagster=False, actions=actions, breakers=breaker_states)
 
     from dagster import DagsterRunStatus, RunsFilter
-    from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
+    from carinho_pipelines.platform.dagster_internals import IN_PROGRESS_RUN_STATUSES
 
     # -- runs queued or in progress ------------------------------------------------------
     waiting_statuses = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, *IN_PROGRESS_RUN_STATUSES]

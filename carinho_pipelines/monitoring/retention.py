@@ -124,8 +124,7 @@ def purge_runs(instance: Any, now: dt.datetime | None = None, days: int | None =
 
 
 def purge_ticks(instance: Any, now: dt.datetime | None = None) -> dict[str, Any]:
-    from dagster._core.definitions.run_request import InstigatorType
-    from dagster._core.scheduler.instigation import TickStatus
+    from carinho_pipelines.platform.dagster_internals import InstigatorType, TickStatus
 
     now = now or utcnow()
     skipped_days = _days("CARINHO_TICK_RETENTION_SKIPPED_DAYS", 7)

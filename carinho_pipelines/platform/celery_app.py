@@ -20,12 +20,16 @@ from typing import Any
 
 from celery.signals import worker_process_init
 from dagster import DagsterInstance
-from dagster._cli.api import _execute_run_command_body, _resume_run_command_body
-from dagster._grpc.types import ExecuteRunArgs, ResumeRunArgs
-from dagster._serdes import unpack_value
 from dagster_celery.config import TASK_EXECUTE_JOB_NAME, TASK_RESUME_JOB_NAME
 from dagster_celery.make_app import make_app
 
+from carinho_pipelines.platform.dagster_internals import (
+    ExecuteRunArgs,
+    ResumeRunArgs,
+    _execute_run_command_body,
+    _resume_run_command_body,
+    unpack_value,
+)
 from carinho_pipelines.platform.instance import celery_settings
 
 _settings = celery_settings()

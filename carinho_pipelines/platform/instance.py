@@ -38,9 +38,11 @@ def instance_config(postgres: bool, celery: bool = False, home: Path | None = No
             # per run: in a burst that was ~0.9 s of the webserver's CPU per launched run
             # (py-spy, issue 12), so 200 events waited ~100 s to be submitted. Its
             # consolidated variant keeps every run's events in one WAL-mode file.
+            from .dagster_internals import CONSOLIDATED_SQLITE_EVENT_LOG
+
             config["event_log_storage"] = {
-                "module": "dagster._core.storage.event_log",
-                "class": "ConsolidatedSqliteEventLogStorage",
+                "module": CONSOLIDATED_SQLITE_EVENT_LOG[0],
+                "class": CONSOLIDATED_SQLITE_EVENT_LOG[1],
                 "config": {"base_dir": str(home / "event_log")},
             }
     if not celery:

@@ -4,8 +4,14 @@ reached, so a broker outage slows runs down but never stops them."""
 
 from __future__ import annotations
 
-from dagster._core.launcher import CheckRunHealthResult, DefaultRunLauncher, LaunchRunContext, WorkerStatus
-from dagster_celery.launcher import CeleryRunLauncher, _get_run_priority
+from .dagster_internals import (
+    CheckRunHealthResult,
+    CeleryRunLauncher,
+    DefaultRunLauncher,
+    LaunchRunContext,
+    WorkerStatus,
+    _get_run_priority,
+)
 from dagster_celery.tags import DAGSTER_CELERY_QUEUE_TAG, DAGSTER_CELERY_TASK_ID_TAG
 
 BROKER_ERRORS: tuple[type[BaseException], ...] = (OSError, ConnectionError, TimeoutError)

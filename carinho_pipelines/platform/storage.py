@@ -27,7 +27,7 @@ import threading
 from typing import Any
 
 import sqlalchemy as sa
-from dagster._serdes import ConfigurableClassData
+from .dagster_internals import ConfigurableClassData
 from dagster_postgres import DagsterPostgresStorage, PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 from dagster_postgres.utils import create_pg_engine, get_token_provider_from_config, pg_url_from_config
 
