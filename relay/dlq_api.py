@@ -54,7 +54,7 @@ def _get_run(run_id: str) -> Any:
 def _closed_breakers(run: Any, store: Any) -> dict[str, Any] | None:
     """The item's destinations whose circuit breaker is open, and when the automatic
     re-drive will try again; ``None`` when every destination may be called."""
-    from carinho_pipelines.dlq.sensors import MAX_AUTO_REDRIVES, REDRIVE_INTERVAL_SECONDS, item_destinations
+    from carinho_pipelines.dlq.sensors import MAX_AUTO_REDRIVES, item_destinations, redrive_interval_seconds
 
     dlq, now = _dlq(), utcnow()
     instance = runs.instance()
@@ -67,7 +67,7 @@ def _closed_breakers(run: Any, store: Any) -> dict[str, Any] | None:
     auto = error_class == "unavailable" and len(dlq.run_group(instance, run)) <= MAX_AUTO_REDRIVES
     names = ", ".join(sorted(open_))
     if auto:
-        when = f"the automatic re-drive retries it from {probe.isoformat()} (within {REDRIVE_INTERVAL_SECONDS} s after)"
+        when = f"the automatic re-drive retries it from {probe.isoformat()} (within {redrive_interval_seconds()} s after)"
     else:
         when = "the automatic re-drive will not retry it (error class or tries); retry once the breaker is closed"
     return {

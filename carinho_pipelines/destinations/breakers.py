@@ -18,7 +18,9 @@ from carinho_pipelines.kernel.settings import env
 FAILURE_THRESHOLD = 5
 FAILURE_WINDOW = dt.timedelta(minutes=5)
 #: how long an open breaker fails fast before one probe is let through
-OPEN_FOR = dt.timedelta(seconds=float(env("CARINHO_BREAKER_OPEN_SECONDS", "60") or 60))
+def open_for() -> dt.timedelta:
+    """``CARINHO_BREAKER_OPEN_SECONDS`` (read when used): how long an open breaker fails fast."""
+    return dt.timedelta(seconds=float(env("CARINHO_BREAKER_OPEN_SECONDS", "60") or 60))
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 
@@ -33,7 +35,7 @@ def _row(conn: sa.Connection, destination: str) -> dict | None:
 
 
 def allow(store: EventStore, destination: str, now: dt.datetime | None = None) -> bool:
-    """May an action call ``destination`` now? While open, no; once ``OPEN_FOR`` has
+    """May an action call ``destination`` now? While open, no; once :func:`open_for` has
     passed, exactly one caller wins the half-open probe (compare-and-set)."""
     now = now or utcnow()
     with store.engine.begin() as conn:
@@ -41,7 +43,7 @@ def allow(store: EventStore, destination: str, now: dt.datetime | None = None) -
         if row is None or row["state"] == CLOSED:
             return True
         opened_at = as_utc(row["opened_at"])
-        if opened_at is None or now - opened_at < OPEN_FOR:
+        if opened_at is None or now - opened_at < open_for():
             return False
         # open (or a probe that never reported back) for long enough: one probe goes through
         result = conn.execute(
@@ -111,7 +113,7 @@ def healthy(store: EventStore, destination: str, now: dt.datetime | None = None)
     if row is None or row["state"] == CLOSED:
         return True
     opened_at = as_utc(row["opened_at"])
-    return opened_at is not None and now - opened_at >= OPEN_FOR
+    return opened_at is not None and now - opened_at >= open_for()
 
 
 def probe_at(store: EventStore, destination: str) -> dt.datetime | None:
@@ -122,4 +124,4 @@ def probe_at(store: EventStore, destination: str) -> dt.datetime | None:
     if row is None or row["state"] == CLOSED:
         return None
     opened_at = as_utc(row["opened_at"])
-    return opened_at + OPEN_FOR if opened_at else None
+    return opened_at + open_for() if opened_at else None

@@ -31,7 +31,10 @@ REDRIVE_PER_TICK = 5
 #: automatic re-executions of one item at most; after that a person decides
 MAX_AUTO_REDRIVES = 5
 AUTO = "auto-redrive"
-REDRIVE_INTERVAL_SECONDS = int(env("CARINHO_REDRIVE_INTERVAL_SECONDS", "30") or 30)
+def redrive_interval_seconds() -> int:
+    """``CARINHO_REDRIVE_INTERVAL_SECONDS``: how often the re-drive sensor looks (read when
+    the code location loads, and by the relay when it describes the next attempt)."""
+    return int(env("CARINHO_REDRIVE_INTERVAL_SECONDS", "30") or 30)
 #: how often the DLQ state sensors look at finished runs
 STATE_SENSOR_INTERVAL_SECONDS = 5
 
@@ -59,7 +62,7 @@ def dlq_success_sensor(context: RunStatusSensorContext) -> None:
         context.log.info(f"{run.run_id} succeeded: removed {', '.join(removed)}")
 
 
-@sensor(name="dlq_redrive_sensor", minimum_interval_seconds=REDRIVE_INTERVAL_SECONDS, default_status=DefaultSensorStatus.RUNNING,
+@sensor(name="dlq_redrive_sensor", minimum_interval_seconds=redrive_interval_seconds(), default_status=DefaultSensorStatus.RUNNING,
         description="Re-executes from failure the DLQ items of class 'unavailable' once their destination is healthy.")
 def dlq_redrive_sensor(context: SensorEvaluationContext, event_store: EventStoreResource):
     store = event_store.store

@@ -8,7 +8,7 @@ from typing import Any, Iterator
 import pytest
 from dagster import DagsterInstance
 
-from carinho_pipelines.events import whatsapp
+from carinho_pipelines.events import whatsapp_outbox
 from carinho_pipelines.events.jobs import EVENT_JOBS, run_tags
 from carinho_pipelines.resources.event_store import EventStoreResource
 from carinho_pipelines.resources import build_resources
@@ -63,6 +63,6 @@ def hub(sandbox: Sandbox, smtp, pg_database, tmp_path, monkeypatch: pytest.Monke
         monkeypatch.setenv(key, value)
     url = pg_database()
     upgrade(url)
-    whatsapp.forget_status()
+    whatsapp_outbox.forget_status()
     with DagsterInstance.ephemeral() as instance:
         yield Hub(sandbox, url, instance, sink)

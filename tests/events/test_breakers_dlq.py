@@ -16,7 +16,7 @@ def test_breaker_opens_after_five_failures_in_the_window_and_one_probe_closes_it
     assert breakers.allow(store, "crm", now)
     assert breakers.record_failure(store, "crm", now + dt.timedelta(seconds=5)) == "open"
     assert not breakers.allow(store, "crm", now + dt.timedelta(seconds=30))
-    later = now + dt.timedelta(seconds=5) + breakers.OPEN_FOR
+    later = now + dt.timedelta(seconds=5) + breakers.open_for()
     assert breakers.healthy(store, "crm", later)
     assert breakers.allow(store, "crm", later)  # the probe
     assert not breakers.allow(store, "crm", later)  # only one
@@ -36,8 +36,8 @@ def test_a_half_open_probe_that_fails_reopens(hub):
     now = utcnow()
     for _ in range(5):
         breakers.record_failure(hub.store, "crm", now)
-    assert breakers.allow(hub.store, "crm", now + breakers.OPEN_FOR)
-    assert breakers.record_failure(hub.store, "crm", now + breakers.OPEN_FOR) == "open"
+    assert breakers.allow(hub.store, "crm", now + breakers.open_for())
+    assert breakers.record_failure(hub.store, "crm", now + breakers.open_for()) == "open"
 
 
 def test_open_breaker_fails_actions_fast_without_calling(hub):

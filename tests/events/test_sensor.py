@@ -53,8 +53,8 @@ def test_delayed_events_are_dispatched_once_due(hub):
 
 
 def test_outbox_sensor_flushes_only_when_messages_wait_and_whatsapp_is_back(hub):
-    from carinho_pipelines.events import whatsapp
-    from carinho_pipelines.events.sensors import whatsapp_outbox_sensor
+    from carinho_pipelines.events import whatsapp_outbox
+    from carinho_pipelines.events.whatsapp_outbox import whatsapp_outbox_sensor
     from carinho_pipelines.resources import ZApiResource
 
     env = hub.sb.env()
@@ -68,7 +68,7 @@ def test_outbox_sensor_flushes_only_when_messages_wait_and_whatsapp_is_back(hub)
 
     assert tick().run_requests == []  # nothing held
     hub.sb.zapi.disconnect()
-    whatsapp.forget_status()
+    whatsapp_outbox.forget_status()
     assert hub.run(hub.event("client.registered", "crm", {"id": 4, "name": "Bia", "phone": "5511988887777"})).success
     assert tick().run_requests == []  # held, but WhatsApp is still down
     hub.sb.zapi.connect()

@@ -15,7 +15,7 @@ from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, in_process_ex
 from dagster._core.utils import make_new_run_id
 
 from carinho_pipelines.kernel import tags
-from carinho_pipelines.events import whatsapp
+from carinho_pipelines.events import whatsapp_outbox
 from carinho_pipelines.resources.event_store import EventStoreResource
 from carinho_pipelines.resources import EmailResource, ZApiResource, build_resources
 from carinho_sandbox import Sandbox
@@ -132,7 +132,7 @@ def mon(sandbox: Sandbox, smtp, migrated_db: str, monkeypatch: pytest.MonkeyPatc
     with sa.create_engine(url).begin() as conn:  # a clean store, without the cost of a new database per test
         names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
         conn.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY")
-    whatsapp.forget_status()
+    whatsapp_outbox.forget_status()
     with DagsterInstance.ephemeral() as instance:
         m = Mon(sandbox, url, instance, sink)
         yield m
