@@ -35,6 +35,8 @@ INSTALL_REQUIRES = [
     # publishes; /docs serves Swagger UI from this package's files (no CDN)
     "jsonschema==4.26.0",
     "swagger-ui-bundle-v2==5.31.0",
+    # Standard Webhooks signing (issue 13): the reference library, not a hand-written HMAC
+    "standardwebhooks==1.1.0",
 ]
 
 #: the sandbox's own dependencies (its code is the distribution in sandbox/, not an extra:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from dagster import (
     DefaultSensorStatus,
     RunRequest,
@@ -13,7 +15,7 @@ from dagster import (
 )
 
 from carinho_pipelines.kernel import tags
-from carinho_pipelines.store import utcnow
+from carinho_pipelines.store import EventStore, utcnow
 from carinho_pipelines.store.claims import claim_events
 
 from . import ledger
@@ -36,8 +38,12 @@ def event_dispatch_sensor(context: SensorEvaluationContext, event_store: EventSt
     = event id, deduplicated by Dagster per sensor forever, so restarts, a lost dispatch
     mark or a cursor reset never launch a second run. An event is marked dispatched (run
     id written back) once its run exists — including a run submitted by the relay."""
-    store = event_store.store
-    now = utcnow()
+    return dispatch_tick(context, event_store.store, utcnow())
+
+
+def dispatch_tick(context: SensorEvaluationContext, store: EventStore, now: dt.datetime):
+    """One tick of :func:`event_dispatch_sensor` at ``now`` (the sensor passes the
+    clock; a test passes any instant)."""
     due = ledger.due_events(store, now, BATCH)
     launching = ledger.claimed_undispatched(store, now, BATCH)
     if not due and not launching:
