@@ -18,6 +18,8 @@ INSTALL_REQUIRES = [
     "psycopg2-binary==2.9.13",
     "alembic==1.20.1",
     "starlette==1.10.0",
+    # the typed settings object (kernel/settings.py HubSettings)
+    "pydantic-settings==2.16.3",
     "uvicorn==0.54.0",
     "httpx==0.28.1",
     "pandas==3.1.1",

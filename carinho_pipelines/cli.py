@@ -127,7 +127,7 @@ def worker(queues: str, concurrency: int | None) -> None:
     unknown = [q for q in names if q not in QUEUES]
     if unknown or not names:
         raise click.ClickException(f"unknown queue(s) {unknown}; known: {', '.join(QUEUES)}")
-    if not os.environ.get("CARINHO_CELERY_BROKER_URL"):
+    if not settings.current().celery_broker_url:
         raise click.ClickException("CARINHO_CELERY_BROKER_URL is not set (e.g. redis://127.0.0.1:6379/0)")
     procs = concurrency or WORKER_CONCURRENCY.get(names[0], 1)
     # lower-priority workers yield the CPU to integrations-high's when it is scarce
@@ -179,10 +179,10 @@ def run(relay_port: int, dagster_port: int, code_server_port: int, broker_port: 
     """The whole hub on the embedded default: SQLite + simulators + relay + Dagster + warm workers."""
     from . import supervisor as sv
 
-    launcher = (os.environ.get("CARINHO_RUN_LAUNCHER") or "celery").strip().lower()
+    launcher = settings.current().run_launcher.strip().lower()
     if launcher not in RUN_LAUNCHERS:
         raise click.ClickException(f"CARINHO_RUN_LAUNCHER must be one of {', '.join(RUN_LAUNCHERS)}, not {launcher!r}")
-    embedded_broker = launcher == "celery" and not os.environ.get("CARINHO_CELERY_BROKER_URL")
+    embedded_broker = launcher == "celery" and not settings.current().celery_broker_url
     ports = [(relay_port, "relay", "--relay-port"), (dagster_port, "Dagster UI", "--dagster-port"),
              (code_server_port, "code server", "--code-server-port")]
     if embedded_broker:

@@ -14,7 +14,7 @@ from carinho_pipelines.resources import build_resources
 
 def _database_url() -> EnvVar | str:
     """``CARINHO_DATABASE_URL`` (resolved at run time), or the embedded SQLite file."""
-    return EnvVar("CARINHO_DATABASE_URL") if settings.env("CARINHO_DATABASE_URL") else settings.database_url()
+    return EnvVar("CARINHO_DATABASE_URL") if settings.current().database_url else settings.database_url()
 
 
 defs = Definitions.merge(

@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 
 from carinho_pipelines.monitoring import alerts, prometheus, thresholds
 from carinho_pipelines.monitoring import metrics as monitoring_metrics
-from carinho_pipelines.kernel.settings import env
+from carinho_pipelines.kernel import settings
 
 from . import runs
 from .apikeys import check_scope, requires
@@ -222,7 +222,7 @@ def prometheus_text(snap: monitoring_metrics.Snapshot, states: dict[str, alerts.
 async def metrics_endpoint(request: Request) -> Response:
     from prometheus_client import CONTENT_TYPE_LATEST
 
-    if (env("CARINHO_METRICS_REQUIRE_KEY", "") or "").strip().lower() in {"1", "true", "yes", "on"}:
+    if settings.current().metrics_require_key:
         check_scope(request, "status:read")
     snap, states = await _snapshot(request)
     try:

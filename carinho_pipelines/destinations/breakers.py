@@ -13,14 +13,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from carinho_pipelines.store import EventStore, as_utc, utcnow
 from carinho_pipelines.store.tables import breakers
 
-from carinho_pipelines.kernel.settings import env
+from carinho_pipelines.kernel.settings import current
 
 FAILURE_THRESHOLD = 5
 FAILURE_WINDOW = dt.timedelta(minutes=5)
 #: how long an open breaker fails fast before one probe is let through
 def open_for() -> dt.timedelta:
     """``CARINHO_BREAKER_OPEN_SECONDS`` (read when used): how long an open breaker fails fast."""
-    return dt.timedelta(seconds=float(env("CARINHO_BREAKER_OPEN_SECONDS", "60") or 60))
+    return dt.timedelta(seconds=current().breaker_open_seconds)
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 

@@ -22,7 +22,7 @@ from carinho_pipelines import dlq
 from carinho_pipelines.kernel import tags
 from carinho_pipelines.kernel.sync_registry import SYNCS
 from carinho_pipelines.resources.event_store import EventStoreResource
-from carinho_pipelines.kernel.settings import env
+from carinho_pipelines.kernel.settings import current
 from carinho_pipelines.store import utcnow
 
 #: re-executions launched per evaluation (every 30 s): a recovered destination is
@@ -34,7 +34,7 @@ AUTO = "auto-redrive"
 def redrive_interval_seconds() -> int:
     """``CARINHO_REDRIVE_INTERVAL_SECONDS``: how often the re-drive sensor looks (read when
     the code location loads, and by the relay when it describes the next attempt)."""
-    return int(env("CARINHO_REDRIVE_INTERVAL_SECONDS", "30") or 30)
+    return current().redrive_interval_seconds
 #: how often the DLQ state sensors look at finished runs
 STATE_SENSOR_INTERVAL_SECONDS = 5
 

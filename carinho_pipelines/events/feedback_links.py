@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from carinho_pipelines.kernel.settings import env
+from carinho_pipelines.kernel.settings import current
 
 TTL_SECONDS = 7 * 24 * 3600
 DEFAULT_FEEDBACK_URL = "https://carinho.com.vc/feedback"
@@ -40,7 +40,7 @@ class FeedbackClaims:
 
 
 def _secret(secret: str | None) -> bytes:
-    value = secret or env("CARINHO_FEEDBACK_SECRET")
+    value = secret or current().feedback_secret
     if not value:
         raise RuntimeError("CARINHO_FEEDBACK_SECRET is not set: feedback links cannot be signed")
     return value.encode("utf-8")
@@ -96,7 +96,7 @@ def make_link(
     secret: str | None = None,
 ) -> str:
     """``CARINHO_FEEDBACK_URL?token=<signed token>``."""
-    url = base_url or env("CARINHO_FEEDBACK_URL", DEFAULT_FEEDBACK_URL) or DEFAULT_FEEDBACK_URL
+    url = base_url or current().feedback_url or DEFAULT_FEEDBACK_URL
     token = make_token(service_id, client_id, caregiver_id, now=now, secret=secret)
     return f"{url}{'&' if '?' in url else '?'}token={token}"
 

@@ -19,7 +19,7 @@ import httpx
 from carinho_pipelines.kernel import tags
 from carinho_pipelines.kernel.catalogue import CATALOGUE
 from carinho_pipelines.platform import graphql_client
-from carinho_pipelines.kernel.settings import env
+from carinho_pipelines.kernel.settings import current
 from carinho_pipelines.store import EventStore, utcnow
 from carinho_pipelines.store.claims import claim_events
 from carinho_pipelines.store.tables import events
@@ -32,7 +32,7 @@ LAUNCH_TIMEOUT = httpx.Timeout(5.0, connect=1.0)
 
 def enabled() -> bool:
     """``CARINHO_DIRECT_SUBMIT``."""
-    return (env("CARINHO_DIRECT_SUBMIT", "false") or "false").lower() in ("1", "true", "yes", "on")
+    return current().direct_submit
 
 
 def claim(store: EventStore, event_id: int) -> bool:

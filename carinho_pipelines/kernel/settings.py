@@ -1,7 +1,13 @@
 """Configuration read from the environment (CONTRACTS §9).
 
-Pure Python on purpose: the relay imports this module and must not pay for
-``import dagster``.
+:class:`HubSettings` is the typed list of the hub's own ``CARINHO_*`` settings
+(pydantic-settings); :func:`current` reads it when asked, never at import, so a changed
+environment (a test's ``monkeypatch.setenv``, a restarted process) applies at once. The
+per-system variables (``CARINHO_<SYS>_URL|TOKEN|WEBHOOK_SECRET``) and Z-API's are read by
+name through :func:`env`: their names are built from the system table, and the relay reads
+tokens on every request without building a settings object.
+
+No dagster import: the relay imports this module.
 """
 
 from __future__ import annotations
@@ -10,6 +16,8 @@ import datetime as dt
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Internal systems the hub talks to, by the key used in env var names.
 SYSTEMS: tuple[str, ...] = (
@@ -39,13 +47,58 @@ def env(name: str, default: str | None = None) -> str | None:
     return value
 
 
+class HubSettings(BaseSettings):
+    """The hub's own settings; each field is ``CARINHO_<FIELD>`` (README, "Environment")."""
+
+    model_config = SettingsConfigDict(env_prefix="CARINHO_", env_ignore_empty=True, extra="ignore")
+
+    #: the embedded default's data folder (SQLite files, Dagster home, logs)
+    data_dir: Path = Path(".carinho")
+    #: the event store; unset → SQLite in the data folder
+    database_url: str | None = None
+    dagster_graphql_url: str = DEFAULT_DAGSTER_GRAPHQL_URL
+    #: the Dagster UI's public address (links in e-mails); unset → from the GraphQL URL
+    dagster_ui_url: str | None = None
+    #: the relay submits each run itself (the dispatch sensor is the safety net)
+    direct_submit: bool = False
+    #: a direct-submission claim older than this is the sensor's to take over
+    submit_claim_seconds: float = 30
+    #: how long an open breaker fails fast before one probe call
+    breaker_open_seconds: float = 60
+    #: how often the DLQ re-drive sensor looks
+    redrive_interval_seconds: int = 30
+    #: /metrics needs a status:read key too
+    metrics_require_key: bool = False
+    #: ``name:key:scope,scope;…`` operations keys from the environment
+    api_keys: str = ""
+    #: the caregivers' feedback form and the HMAC secret of its links
+    feedback_url: str | None = None
+    feedback_secret: str | None = None
+    #: who gets the 07:30 checklist and the WhatsApp alerts (default: the level-1 address)
+    checklist_email: str | None = None
+    whatsapp_alert_email: str | None = None
+    #: an unacknowledged alert climbs one level after this
+    alert_escalate_minutes: float = 60
+    #: ``celery`` (warm workers) or ``process`` (a process per run)
+    run_launcher: str = "celery"
+    celery_broker_url: str | None = None
+    celery_backend_url: str | None = None
+    #: runs the run queue hands the broker per queue slot
+    celery_queue_factor: int = 4
+
+
+def current() -> HubSettings:
+    """The settings as the environment says now."""
+    return HubSettings()
+
+
 def data_dir() -> Path:
     """Local data folder of the embedded default (SQLite files, Dagster home)."""
-    return Path(env("CARINHO_DATA_DIR", ".carinho")).resolve()
+    return current().data_dir.resolve()
 
 
 def database_url() -> str:
-    url = env("CARINHO_DATABASE_URL")
+    url = current().database_url
     if url:
         return url
     folder = data_dir()

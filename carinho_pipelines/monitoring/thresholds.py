@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from carinho_pipelines.kernel.settings import env
+from carinho_pipelines.kernel.settings import current, env
 
 OK, ALERT, CRITICAL = "ok", "alert", "critical"
 #: escalation level of each status level
@@ -102,25 +102,25 @@ def escalation_address(level: int) -> str:
 
 def whatsapp_responsible() -> str:
     """Who reconnects the phone: ``CARINHO_WHATSAPP_ALERT_EMAIL`` (default: the level-1 address)."""
-    return env("CARINHO_WHATSAPP_ALERT_EMAIL") or escalation_address(1)
+    return current().whatsapp_alert_email or escalation_address(1)
 
 
 def checklist_recipients() -> list[str]:
     """``CARINHO_CHECKLIST_EMAIL`` (comma-separated; default: the level-1 address)."""
-    raw = env("CARINHO_CHECKLIST_EMAIL") or escalation_address(1)
+    raw = current().checklist_email or escalation_address(1)
     return [a.strip() for a in raw.split(",") if a.strip()]
 
 
 def escalate_after() -> dt.timedelta:
     """A metric at ``alert`` this long goes to level 2: ``CARINHO_ALERT_ESCALATE_MINUTES`` (60)."""
-    return dt.timedelta(minutes=float(env("CARINHO_ALERT_ESCALATE_MINUTES", "60") or 60))
+    return dt.timedelta(minutes=current().alert_escalate_minutes)
 
 
 def dagster_ui_url() -> str:
     """``CARINHO_DAGSTER_UI_URL``, for links in e-mails; default: the UI of
     ``CARINHO_DAGSTER_GRAPHQL_URL`` (the relay's setting), else http://127.0.0.1:3000."""
-    url = env("CARINHO_DAGSTER_UI_URL")
+    url = current().dagster_ui_url
     if not url:
-        graphql = (env("CARINHO_DAGSTER_GRAPHQL_URL", "") or "").rstrip("/")
+        graphql = current().dagster_graphql_url.rstrip("/")
         url = graphql[: -len("/graphql")] if graphql.endswith("/graphql") else "http://127.0.0.1:3000"
     return url.rstrip("/")

@@ -14,7 +14,7 @@ import time
 import httpx
 
 from carinho_pipelines.kernel import tags as run_tag
-from carinho_pipelines.kernel.settings import DEFAULT_DAGSTER_GRAPHQL_URL, env
+from carinho_pipelines.kernel.settings import current
 
 TIMEOUT = httpx.Timeout(15.0, connect=3.0)
 
@@ -33,7 +33,7 @@ class LaunchFailed(Exception):
 
 
 def graphql_url() -> str:
-    return env("CARINHO_DAGSTER_GRAPHQL_URL", DEFAULT_DAGSTER_GRAPHQL_URL) or DEFAULT_DAGSTER_GRAPHQL_URL
+    return current().dagster_graphql_url
 
 
 def ui_url() -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from carinho_pipelines.kernel.settings import env
+from carinho_pipelines.kernel.settings import current
 
 from .clock import utcnow
 from .event_store import EventStore, StoreUnavailable
@@ -39,7 +39,7 @@ def digest(key: str) -> str:
 
 def configured_keys() -> list[tuple[str, str, frozenset[str]]]:
     out = []
-    for item in (env("CARINHO_API_KEYS", "") or "").split(";"):
+    for item in current().api_keys.split(";"):
         parts = item.strip().split(":", 2)
         if len(parts) != 3 or not parts[0] or not parts[1]:
             continue

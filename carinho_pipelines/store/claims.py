@@ -8,7 +8,7 @@ import datetime as dt
 
 import sqlalchemy as sa
 
-from carinho_pipelines.kernel.settings import env
+from carinho_pipelines.kernel.settings import current
 
 from .tables import events
 
@@ -16,7 +16,7 @@ from .tables import events
 def claim_ttl() -> dt.timedelta:
     """``CARINHO_SUBMIT_CLAIM_SECONDS``: after this, a claim whose run never appeared is
     the sensor's to dispatch."""
-    return dt.timedelta(seconds=float(env("CARINHO_SUBMIT_CLAIM_SECONDS", "30") or 30))
+    return dt.timedelta(seconds=current().submit_claim_seconds)
 
 
 def claim_events(engine: sa.Engine, event_ids: list[int], now: dt.datetime, *, take_over_stale: bool) -> set[int]:
