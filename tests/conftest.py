@@ -32,13 +32,25 @@ def pg_database() -> Iterator:
     except sa.exc.OperationalError as exc:  # the suite needs PostgreSQL: fail, never skip
         raise RuntimeError(f"PostgreSQL is required for the tests ({PG_ADMIN_URL}): {exc}") from exc
     created: list[str] = []
+    template: list[str] = []  # the migrated event store, made once, copied per test
 
-    def make(prefix: str = "carinho_test") -> str:
+    def url_of(name: str) -> str:
+        return sa.engine.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+    def make(prefix: str = "carinho_test", *, migrated: bool = False) -> str:
+        """An empty database; with ``migrated``, a copy of a migrated event store
+        (``CREATE DATABASE … TEMPLATE``: ~0.04 s instead of ~0.17 s of migrations)."""
+        if migrated and not template:
+            from carinho_pipelines.store.migrate import upgrade
+
+            url = make("carinho_template")
+            upgrade(url)
+            template.append(sa.engine.make_url(url).database)
         name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
         with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template[0]}"' if migrated else "")))
         created.append(name)
-        return sa.engine.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+        return url_of(name)
 
     yield make
     with admin.connect() as conn:
@@ -91,6 +103,8 @@ def store_url(request: pytest.FixtureRequest, tmp_path, pg_database) -> str:
     """A migrated event store, on both supported databases."""
     from carinho_pipelines.store.migrate import upgrade
 
-    url = f"sqlite:///{tmp_path / 'events.db'}" if request.param == "sqlite" else pg_database()
+    if request.param == "postgresql":
+        return pg_database(migrated=True)
+    url = f"sqlite:///{tmp_path / 'events.db'}"
     upgrade(url)
     return url

@@ -13,7 +13,6 @@ from carinho_pipelines.events.jobs import EVENT_JOBS, run_tags
 from carinho_pipelines.resources.event_store import EventStoreResource
 from carinho_pipelines.resources import build_resources
 from carinho_sandbox import Sandbox
-from carinho_pipelines.store.migrate import upgrade
 from carinho_pipelines.store import Envelope, EventStore, utcnow
 from tests.support import MailSink
 
@@ -61,8 +60,7 @@ def hub(sandbox: Sandbox, smtp, pg_database, tmp_path, monkeypatch: pytest.Monke
                CARINHO_FEEDBACK_SECRET="test-feedback-secret", CARINHO_FEEDBACK_URL="https://carinho.com.vc/avaliar")
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    url = pg_database()
-    upgrade(url)
+    url = pg_database(migrated=True)
     whatsapp_outbox.forget_status()
     with DagsterInstance.ephemeral() as instance:
         yield Hub(sandbox, url, instance, sink)
