@@ -8,9 +8,8 @@ from __future__ import annotations
 import datetime as dt
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
-from carinho_pipelines.store import EventStore, as_utc, utcnow
+from carinho_pipelines.store import EventStore, as_utc, dialect_insert, utcnow
 from carinho_pipelines.store.tables import breakers
 
 from carinho_pipelines.kernel.settings import current
@@ -23,10 +22,6 @@ def open_for() -> dt.timedelta:
     return dt.timedelta(seconds=current().breaker_open_seconds)
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
-
-
-def _insert(store: EventStore):
-    return postgresql.insert if store.dialect == "postgresql" else sqlite.insert
 
 
 def _row(conn: sa.Connection, destination: str) -> dict | None:
@@ -56,7 +51,7 @@ def allow(store: EventStore, destination: str, now: dt.datetime | None = None) -
 
 def record_success(store: EventStore, destination: str, now: dt.datetime | None = None) -> None:
     now = now or utcnow()
-    stmt = _insert(store)(breakers).values(destination=destination, state=CLOSED, failures=0, updated_at=now)
+    stmt = dialect_insert(store.dialect)(breakers).values(destination=destination, state=CLOSED, failures=0, updated_at=now)
     stmt = stmt.on_conflict_do_update(
         index_elements=["destination"],
         set_={"state": CLOSED, "failures": 0, "window_started_at": None, "opened_at": None, "updated_at": now},
@@ -73,7 +68,7 @@ def record_failure(store: EventStore, destination: str, now: dt.datetime | None 
     with store.engine.begin() as conn:
         if store.dialect == "postgresql":
             conn.execute(
-                postgresql.insert(breakers).values(destination=destination, state=CLOSED, updated_at=now)
+                dialect_insert(store.dialect)(breakers).values(destination=destination, state=CLOSED, updated_at=now)
                 .on_conflict_do_nothing(index_elements=["destination"])
             )
             conn.execute(sa.select(breakers.c.destination).where(breakers.c.destination == destination).with_for_update())

@@ -10,12 +10,23 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+import sqlalchemy as sa
 from dagster import DagsterEventType, DagsterInstance, DagsterRun, DagsterRunStatus, HookContext, RunsFilter, failure_hook
 
 from carinho_pipelines.kernel import tags
 from carinho_pipelines.kernel.errors import ERROR_CLASSES
 from carinho_pipelines.kernel.privacy import mask_response
 from carinho_pipelines.kernel.queues import QUEUES, RETRY
+from carinho_pipelines.platform import graphql_client
+from carinho_pipelines.platform.dagster_internals import (
+    TAGS_TO_MAYBE_OMIT_ON_RETRY,  # what Dagster itself drops on a re-execution
+    RunsTable,
+    RunTagsTable,
+    SqlRunStorage,
+    get_current_datetime,
+    serialize_value,
+)
+from carinho_pipelines.store.tables import dlq_replays
 
 OPEN, REPLAYED, ARCHIVED = tags.DLQ_OPEN, tags.DLQ_REPLAYED, tags.DLQ_ARCHIVED
 #: jobs whose failed runs are DLQ items besides event and sync runs
@@ -160,8 +171,6 @@ def clear_failure_tags(instance: DagsterInstance, run: DagsterRun) -> list[str]:
 
 
 def _sql_run_storage(instance: DagsterInstance) -> Any:
-    from carinho_pipelines.platform.dagster_internals import SqlRunStorage
-
     storage = instance.run_storage
     inner = getattr(storage, "_storage", None)  # LegacyRunStorage over a composite storage
     if inner is not None and hasattr(inner, "run_storage"):
@@ -179,9 +188,6 @@ def remove_run_tags(instance: DagsterInstance, run_id: str, keys: Iterable[str])
     gone = [k for k in keys if run is not None and k in run.tags]
     if not gone:
         return
-    import sqlalchemy as sa
-    from carinho_pipelines.platform.dagster_internals import RunsTable, RunTagsTable, get_current_datetime, serialize_value
-
     kept = {k: v for k, v in run.tags.items() if k not in gone}
     with _sql_run_storage(instance).connect() as conn:
         conn.execute(
@@ -364,8 +370,6 @@ def reexecution_tags(parent: DagsterRun, launched_by: str) -> dict[str, str]:
     """Tags of a re-execution: the parent's, without its DLQ state and failure
     annotations (a re-execution that succeeds carries none; one that fails gets its
     own), on the retry queue, saying who launched it."""
-    from carinho_pipelines.platform.dagster_internals import TAGS_TO_MAYBE_OMIT_ON_RETRY  # what Dagster itself drops
-
     inherited = {k: v for k, v in parent.tags.items()
                  if k not in tags.FAILURE_TAGS and k not in TAGS_TO_MAYBE_OMIT_ON_RETRY}
     return {
@@ -390,11 +394,6 @@ def replay(store: Any, instance: DagsterInstance, run_id: str, who: str, now: dt
     already)``. Exactly one re-execution per item: the claim row is committed first.
     ``who`` goes to the parent's ``carinho/replayed_by``, ``launched_by`` (default
     ``who``) to the child's ``carinho/launched_by``."""
-    import sqlalchemy as sa
-
-    from carinho_pipelines.platform import graphql_client
-    from carinho_pipelines.store.tables import dlq_replays
-
     with store.engine.begin() as conn:
         existing = conn.execute(sa.select(dlq_replays).where(dlq_replays.c.parent_run_id == run_id)).mappings().first()
         if existing is None:

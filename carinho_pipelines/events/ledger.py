@@ -13,8 +13,11 @@ import sqlalchemy as sa
 
 from carinho_pipelines.kernel import tags
 from carinho_pipelines.kernel.errors import ActionError
-from carinho_pipelines.store import Envelope, EventStore, Ingested, utcnow
+from carinho_pipelines.store import Envelope, EventStore, Ingested, dialect_insert, utcnow
+from carinho_pipelines.store.claims import claim_is_fresh
 from carinho_pipelines.store.tables import auto_reply_guard, event_actions, events
+
+from . import submission
 
 #: ledger statuses after which an action is never run again
 DONE = ("succeeded", "skipped", "held")
@@ -33,9 +36,7 @@ class ActionRecord:
 
 
 def _upsert_action(store: EventStore, event_id: int, action: str, values: dict[str, Any]) -> None:
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    insert = postgresql.insert if store.dialect == "postgresql" else sqlite.insert
+    insert = dialect_insert(store.dialect)
     stmt = insert(event_actions).values(event_id=event_id, action=action, updated_at=utcnow(), **values)
     update = {k: stmt.excluded[k] for k in (*values, "updated_at") if k != "attempts"}
     if "attempts" in values:
@@ -91,8 +92,6 @@ def emit_event(store: EventStore, env: Envelope) -> Ingested:
     it receives, instead of waiting up to a sensor tick (5 s: the whole SLA of
     ``integrations-high``). Delayed events, duplicates and a failed submission are the
     dispatch sensor's, as ever."""
-    from . import submission
-
     stored = store.ingest(env)
     if submission.enabled() and not stored.duplicate and env.available_at is None:
         try:
@@ -109,8 +108,6 @@ def emit_event(store: EventStore, env: Envelope) -> Ingested:
 def due_events(store: EventStore, now: dt.datetime, limit: int) -> list[dict[str, Any]]:
     """Events to dispatch: not filtered, not yet marked dispatched, due by ``now``, and
     not being submitted by the relay right now (a fresh direct-submission claim)."""
-    from carinho_pipelines.store.claims import claim_is_fresh
-
     with store.engine.connect() as conn:
         rows = conn.execute(
             sa.select(events.c.id, events.c.event_type, events.c.source, events.c.queue, events.c.available_at)
@@ -125,8 +122,6 @@ def due_events(store: EventStore, now: dt.datetime, limit: int) -> list[dict[str
 def claimed_undispatched(store: EventStore, now: dt.datetime, limit: int) -> list[int]:
     """Events freshly claimed (by the relay or a sensor tick) whose run id is not yet
     written back: the sensor looks for their runs to mark them dispatched."""
-    from carinho_pipelines.store.claims import claim_is_fresh
-
     with store.engine.connect() as conn:
         return list(conn.execute(
             sa.select(events.c.id).where(events.c.run_id.is_(None), claim_is_fresh(now))
@@ -148,10 +143,7 @@ def mark_dispatched(store: EventStore, event_id: int, run_id: str) -> None:
 
 def claim_auto_reply(conn: sa.Connection, dialect: str, phone: str, now: dt.datetime, window: dt.timedelta) -> bool:
     """True when no auto-reply went to ``phone`` within ``window`` (and claims it)."""
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(auto_reply_guard).values(phone=phone, last_sent_at=now)
+    stmt = dialect_insert(dialect)(auto_reply_guard).values(phone=phone, last_sent_at=now)
     stmt = stmt.on_conflict_do_update(
         index_elements=["phone"],
         set_={"last_sent_at": stmt.excluded.last_sent_at},

@@ -36,7 +36,7 @@ from carinho_pipelines.kernel.queues import NOTIFICATIONS, QUEUES
 from carinho_pipelines.platform.dagster_internals import IN_PROGRESS_RUN_STATUSES
 from carinho_pipelines.resources import ZApiResource
 from carinho_pipelines.resources.event_store import EventStoreResource
-from carinho_pipelines.store import EventStore, utcnow
+from carinho_pipelines.store import EventStore, dialect_insert, utcnow
 from carinho_pipelines.store.tables import whatsapp_outbox
 
 from .ledger import claim_auto_reply
@@ -138,9 +138,7 @@ def outbox_enqueue(
     """The outbox row of (event, action), created if new. With ``guard`` (phone,
     window) the row is only created when the auto-reply guard allows it, in the same
     transaction; returns None when the guard refused."""
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    insert = postgresql.insert if store.dialect == "postgresql" else sqlite.insert
+    insert = dialect_insert(store.dialect)
     now = utcnow()
     with store.engine.begin() as conn:
         existing = conn.execute(
