@@ -1,6 +1,6 @@
 """Every private Dagster (and dagster-celery, dagster-postgres) name the hub uses, in one
 place, with why. Written for the versions pinned in setup.py (:data:`WRITTEN_FOR`):
-``tests/test_dagster_internals.py`` fails loudly when the installed ones differ, so an
+``tests/platform/test_dagster_internals.py`` fails loudly when the installed ones differ, so an
 upgrade starts by re-checking this file.
 
 Import from here, never from ``dagster._…`` directly (the import contracts see only
