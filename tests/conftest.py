@@ -84,6 +84,21 @@ def smtp():
     controller.stop()
 
 
+#: settings the end-to-end stack shortens for its session (tests/e2e/conftest.py); a test
+#: outside it gets the defaults, since settings are read when used, not at import
+E2E_TUNED = ("CARINHO_BREAKER_OPEN_SECONDS", "CARINHO_REDRIVE_INTERVAL_SECONDS", "CARINHO_DIRECT_SUBMIT",
+             "CARINHO_SUBMIT_CLAIM_SECONDS")
+
+
+@pytest.fixture(autouse=True)
+def default_settings(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outside tests/e2e, the hub's tuned settings are back to their defaults."""
+    if "/e2e/" in str(request.node.path):
+        return
+    for key in E2E_TUNED:
+        monkeypatch.delenv(key, raising=False)
+
+
 @pytest.fixture
 def hub_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """Credentials the relay accepts: one token per system, the Z-API webhook token."""
