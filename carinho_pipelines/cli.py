@@ -221,6 +221,16 @@ def run(relay_port: int, dagster_port: int, code_server_port: int, broker_port: 
     raise SystemExit(code)
 
 
+def _data_secret(path: Path) -> str:
+    """A random secret kept in the data folder (made on first use, owner-only)."""
+    import secrets
+
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(32) + "\n")
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
 def _stop_hub(sup, in_process: list[object]) -> None:
     # a second Ctrl-C while stopping must not leave half of the hub running
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -247,6 +257,8 @@ def _start_hub(sv, sup, in_process: list[object], launcher: str, embedded_broker
     graphql_url = f"http://127.0.0.1:{dagster_port}/graphql"
     env["CARINHO_DAGSTER_GRAPHQL_URL"] = graphql_url  # this hub's webserver, never another's
     env.setdefault("CARINHO_DIRECT_SUBMIT", "true")  # the relay submits each run; the sensor is the safety net
+    # search and erasure by person: the keyed hashes' secret, made once per data folder
+    env.setdefault("CARINHO_PERSON_KEY_SECRET", _data_secret(data / "person_key_secret"))
     env["CARINHO_CODE_SERVER_HOST"], env["CARINHO_CODE_SERVER_PORT"] = "127.0.0.1", str(code_server_port)
     # the children's Python warnings (Dagster's supersession and beta notices) go to their logs
     env.setdefault("PYTHONWARNINGS", "ignore")

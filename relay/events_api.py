@@ -17,7 +17,8 @@ from .apikeys import requires
 from .errors import ApiError, invalid
 from .normalise import parse_time
 from carinho_pipelines.store import EventStore, as_utc, utcnow
-from carinho_pipelines.store.tables import event_actions, events
+from carinho_pipelines.kernel import person_keys
+from carinho_pipelines.store.tables import event_actions, event_person_keys, events
 
 STATES = ("received", "filtered", "scheduled", "dispatched", "running", "succeeded", "failed", "archived")
 MAX_PER_PAGE = 200
@@ -90,6 +91,10 @@ def _query(store: EventStore, filters: dict[str, Any], status: str | None, page:
         stmt = stmt.where(events.c.received_at >= filters["from"])
     if filters["to"]:
         stmt = stmt.where(events.c.received_at <= filters["to"])
+    for kind, digest in filters.get("people", ()):
+        stmt = stmt.where(events.c.id.in_(
+            sa.select(event_person_keys.c.event_id).where(event_person_keys.c.kind == kind,
+                                                          event_person_keys.c.digest == digest)))
     now = utcnow()
     if status == "filtered":
         stmt = stmt.where(events.c.filtered_reason.is_not(None))
@@ -120,9 +125,33 @@ def _query(store: EventStore, filters: dict[str, Any], status: str | None, page:
     }
 
 
+def _person_params(request: Request) -> list[tuple[str, str]]:
+    """``phone``, ``email``, ``cpf``: exact matches through the keyed hashes stored at
+    ingest (nothing personal is searched in clear, and the answer stays masked)."""
+    asked = {kind: request.query_params[kind] for kind in person_keys.KINDS if kind in request.query_params}
+    if not asked:
+        return []
+    problems = [{"field": kind, "reason": f"not a valid {kind}"} for kind, raw in asked.items()
+                if person_keys.normalise(kind, raw) is None]
+    if problems:
+        raise validation.failed(problems)
+    return [(kind, person_keys.normalise(kind, raw)) for kind, raw in asked.items()]
+
+
+def _person_digests(people: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    if not people:
+        return []
+    key = person_keys.secret()
+    if key is None:
+        raise ApiError(503, "person_search_off", "search by person needs CARINHO_PERSON_KEY_SECRET on the relay",
+                       headers={"Retry-After": "3600"})
+    return [(kind, person_keys.digest(kind, normal, key)) for kind, normal in people]
+
+
 @requires("events:read")
 async def list_events(request: Request) -> JSONResponse:
-    """Events, newest first; filters ``type``, ``source``, ``status``, ``from``, ``to``; paged."""
+    """Events, newest first; filters ``type``, ``source``, ``status``, ``from``, ``to`` and
+    a person's ``phone``, ``email`` or ``cpf`` (exact, through keyed hashes); paged."""
     found: list[dict[str, str]] = []  # every invalid parameter, reported together
 
     def read(parse, *args):
@@ -144,10 +173,12 @@ async def list_events(request: Request) -> JSONResponse:
         "from": read(_time_param, request, "from"),
         "to": read(_time_param, request, "to"),
     }
+    people = read(_person_params, request)
     page = read(_int_param, request, "page", 1, 1, 10**6)
     per_page = read(_int_param, request, "per_page", 50, 1, MAX_PER_PAGE)
     if found:
         raise validation.failed(found)
+    filters["people"] = _person_digests(people or [])
     body = await run_in_threadpool(_query, request.app.state.store, filters, status, page, per_page)
     return JSONResponse(body)
 

@@ -139,6 +139,9 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         params=(_query("type", {"type": "string"}, "event type"), _query("source", {"type": "string"}),
                 _query("status", {"type": "string", "enum": list(STATES)}),
                 _query("from", _TIME, "received at or after"), _query("to", _TIME, "received at or before"),
+                _query("phone", {"type": "string"}, "a person's phone, any format (exact match, hashed)"),
+                _query("email", {"type": "string", "format": "email"}, "a person's e-mail (exact match, hashed)"),
+                _query("cpf", {"type": "string"}, "a person's CPF, with or without punctuation (exact match, hashed)"),
                 *_page(MAX_PER_PAGE, 50))),
     ("get", "/api/events/{id}"): Op(
         {"200": s.EVENT_DETAIL}, errors=("401", "403", "404", "503"), security=KEY_AUTH,

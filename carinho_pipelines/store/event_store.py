@@ -14,7 +14,9 @@ from sqlalchemy.engine import Engine
 
 from .clock import as_utc, utcnow
 from .engine import POOL_SIZE, dialect_insert, make_engine
-from .tables import events, metadata, whatsapp_connection, whatsapp_message_status
+from carinho_pipelines.kernel import person_keys
+
+from .tables import event_person_keys, events, metadata, whatsapp_connection, whatsapp_message_status
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,10 @@ _INGEST = (
 )
 
 
+def _insert_keys(conn: sa.Connection, event_id: int, keys: set[tuple[str, str]]) -> None:
+    conn.execute(event_person_keys.insert(), [{"event_id": event_id, "kind": k, "digest": d} for k, d in sorted(keys)])
+
+
 class EventStore:
     def __init__(self, url: str | None = None, engine: Engine | None = None) -> None:
         self.engine = engine or make_engine(url)
@@ -114,9 +120,12 @@ class EventStore:
             "available_at": as_utc(env.available_at) or now,
             "filtered_reason": env.filtered_reason,
         }
+        keys = person_keys.keys_of(env.payload)
         try:
             with self.engine.begin() as conn:
                 new_id = conn.execute(_INGEST, row).scalar()
+                if new_id is not None and keys:
+                    _insert_keys(conn, new_id, keys)
                 if new_id is None:
                     existing = conn.execute(
                         sa.select(events.c.id).where(
@@ -146,6 +155,7 @@ class EventStore:
         decided by the unique constraint exactly as in :meth:`ingest`."""
         now = utcnow()
         out: list[Ingested] = []
+        key = person_keys.secret()
         try:
             with self.engine.begin() as conn:
                 for env in envs:
@@ -169,6 +179,8 @@ class EventStore:
                         ).scalar_one()
                         out.append(Ingested(int(existing), True))
                     else:
+                        if key is not None and (keys := person_keys.keys_of(env.payload, key)):
+                            _insert_keys(conn, new_id, keys)
                         out.append(Ingested(int(new_id), False))
         except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.ProgrammingError) as exc:
             raise StoreUnavailable(exc.__class__.__name__) from exc

@@ -38,6 +38,20 @@ events = sa.Table(
 sa.Index("ix_events_pending", events.c.run_id, events.c.available_at)
 sa.Index("ix_events_type_received", events.c.event_type, events.c.received_at)
 
+# Who an event is about, without keeping it in clear: a keyed hash (HMAC-SHA256 with
+# CARINHO_PERSON_KEY_SECRET) of each normalised phone, e-mail and CPF of the payload,
+# written in the ingest's transaction (kernel/person_keys.py). Search and erasure by
+# person go through it.
+event_person_keys = sa.Table(
+    "event_person_keys",
+    metadata,
+    sa.Column("event_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+    sa.Column("kind", sa.String(8), nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.PrimaryKeyConstraint("event_id", "kind", "digest", name="pk_event_person_keys"),
+)
+sa.Index("ix_event_person_keys_digest", event_person_keys.c.kind, event_person_keys.c.digest)
+
 # Latest known WhatsApp status of each outbound message; statuses only move forward.
 whatsapp_message_status = sa.Table(
     "whatsapp_message_status",

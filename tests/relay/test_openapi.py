@@ -89,7 +89,7 @@ def test_the_operations_api_describes_its_request_and_response_bodies(relay):
     assert {"id", "kind", "event_id", "failed_ops", "error_class", "error_message", "attempts", "first_failed_at",
             "last_failed_at", "status", "run_url"} <= set(item["properties"])  # CONTRACTS §10
     params = {p["name"] for p in doc["paths"]["/api/events"]["get"]["parameters"]}
-    assert params == {"type", "source", "status", "from", "to", "page", "per_page"}
+    assert params == {"type", "source", "status", "from", "to", "phone", "email", "cpf", "page", "per_page"}
     error = doc["components"]["schemas"]["Error"]
     assert error["required"] == ["error", "message"] and "fields" in error["properties"]
 
