@@ -175,6 +175,9 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         {"202": s.SYNC_RUN_RESULT}, body=s.SYNC_RUN_BODY, body_required=False,
         errors=("400", "401", "403", "404", "409", "422", "503"), security=KEY_AUTH,
         params=(_path("name", {"type": "string", "enum": s.SYNC_NAMES}),)),
+    ("post", "/api/privacy/erase"): Op(
+        {"200": s.ERASE_RESULT}, body=s.ERASE_BODY, errors=("400", "401", "403", "415", "422", "503"),
+        security=KEY_AUTH),
     # -- health and monitoring ----------------------------------------------------------
     ("get", "/health"): Op({"200": s.HEALTH}, security=[], tag="health"),
     ("get", "/health/ready"): Op({"200": s.HEALTH_READY, "503": s.HEALTH_READY}, security=[], tag="health"),
@@ -199,7 +202,7 @@ COMPONENTS: dict[str, dict[str, Any]] = {
     "RetryResult": s.RETRY_RESULT, "ArchiveBody": s.ARCHIVE_BODY, "ArchiveResult": s.ARCHIVE_RESULT,
     "RetryBody": s.RETRY_BODY, "BreakerHold": s.BREAKER_HOLD, "RetryAllBody": s.RETRY_ALL_BODY, "RetryAllResult": s.RETRY_ALL_RESULT,
     "SyncRunBody": s.SYNC_RUN_BODY, "SyncRunResult": s.SYNC_RUN_RESULT, "SyncRun": s.SYNC_RUN,
-    "SyncList": s.SYNC_LIST, "Status": s.STATUS, "Health": s.HEALTH, "HealthReady": s.HEALTH_READY, "HealthDetailed": s.HEALTH_DETAILED,
+    "SyncList": s.SYNC_LIST, "EraseBody": s.ERASE_BODY, "EraseResult": s.ERASE_RESULT, "Status": s.STATUS, "Health": s.HEALTH, "HealthReady": s.HEALTH_READY, "HealthDetailed": s.HEALTH_DETAILED,
 }
 _BY_ID = {id(schema): name for name, schema in COMPONENTS.items()}
 

@@ -296,6 +296,19 @@ SYNC_RUN_BODY = {
                             "description": "YYYY-MM-DD: the partition (operacao_financeiro only; default today)"}},
     "examples": [{"date": "2026-03-09"}],
 }
+ERASE_BODY = {
+    "type": "object", "additionalProperties": False, "minProperties": 1, "maxProperties": 1,
+    "properties": {"phone": {"type": "string", "minLength": 1}, "email": {"type": "string", "minLength": 1},
+                   "cpf": {"type": "string", "minLength": 1}},
+    "description": "exactly one of phone, e-mail or CPF, in any format",
+    "examples": [{"phone": "(11) 98888-7777"}],
+}
+ERASE_RESULT = {
+    "type": "object", "required": ["erased"],
+    "properties": {"erased": {"type": "object", "properties": {
+        "events": {"type": "integer"}, "cancelled_events": {"type": "integer"},
+        "cancelled_actions": {"type": "integer"}, "outbox_rows": {"type": "integer"}}}},
+}
 SYNC_RUN_RESULT = {
     "type": "object", "required": ["run_id", "sync", "status"],
     "properties": {"run_id": {"type": "string"}, "sync": {"type": "string", "enum": SYNC_NAMES},

@@ -20,7 +20,7 @@ from carinho_pipelines.store.tables import auto_reply_guard, event_actions, even
 from . import submission
 
 #: ledger statuses after which an action is never run again
-DONE = ("succeeded", "skipped", "held")
+DONE = ("succeeded", "skipped", "held", "erased")  # "erased": cancelled by an erasure (people/erasure.py)
 
 log = logging.getLogger(__name__)
 

@@ -118,6 +118,7 @@ def stack(pg_database, tmp_path_factory) -> Iterator[Stack]:
         # the relay submits each run itself; a stale claim goes to the sensor after 5 s
         "CARINHO_DIRECT_SUBMIT": "true",
         "CARINHO_SUBMIT_CLAIM_SECONDS": "5",
+        "CARINHO_PERSON_KEY_SECRET": "e2e-person-key-secret",
     }
     prepare_dagster_home(home, postgres=True)
     with pytest.MonkeyPatch.context() as mp:
