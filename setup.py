@@ -44,6 +44,8 @@ TESTS_REQUIRE = [
     # the OpenAPI document against the 3.1 meta-schema; property-based fuzzing of every route
     "openapi-spec-validator==0.9.0",
     "schemathesis==4.32.5",
+    # deploy/k8s manifests against Kubernetes' own OpenAPI schemas, offline (tests/deploy)
+    "kubernetes-validate==1.37.0",
 ]
 
 setup(
