@@ -80,11 +80,11 @@ else
   rm -f "$out/requirements.txt.new"
 fi
 
-DOCKER_BUILDKIT=0 docker build --network host --build-arg BASE_IMAGE="$BASE_IMAGE" -f deploy/Dockerfile -t "$TAG" . \
+DOCKER_BUILDKIT=0 docker build --force-rm --network host --build-arg BASE_IMAGE="$BASE_IMAGE" -f deploy/Dockerfile -t "$TAG" . \
   >"$out/docker-build.log" 2>&1 || { tail -40 "$out/docker-build.log" >&2; exit 1; }
 echo "built $TAG from $BASE_IMAGE ($(docker image inspect -f '{{.Size}}' "$TAG" | awk '{printf "%.0f MB", $1/1e6}'))"
 if $sandbox; then
-  DOCKER_BUILDKIT=0 docker build --network host --build-arg BASE_IMAGE="$BASE_IMAGE" -f deploy/sandbox.Dockerfile \
+  DOCKER_BUILDKIT=0 docker build --force-rm --network host --build-arg BASE_IMAGE="$BASE_IMAGE" -f deploy/sandbox.Dockerfile \
     -t "$TAG-sandbox" . >"$out/docker-build-sandbox.log" 2>&1 || { tail -40 "$out/docker-build-sandbox.log" >&2; exit 1; }
   echo "built $TAG-sandbox"
 fi

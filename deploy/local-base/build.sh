@@ -42,7 +42,7 @@ fi
 for image in python:3.11 postgres:15 redis:7; do
   name="${image%%:*}"
   if ! have "carinho-local/$image"; then
-    DOCKER_BUILDKIT=0 docker build --network host -q -t "carinho-local/$image" -f "$here/$name.Dockerfile" "$here" >/dev/null 2>"/tmp/carinho-local-$name.log" \
+    DOCKER_BUILDKIT=0 docker build --force-rm --network host -q -t "carinho-local/$image" -f "$here/$name.Dockerfile" "$here" >/dev/null 2>"/tmp/carinho-local-$name.log" \
       || { cat "/tmp/carinho-local-$name.log" >&2; exit 1; }
     echo "built carinho-local/$image"
   fi
