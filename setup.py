@@ -24,7 +24,6 @@ INSTALL_REQUIRES = [
     "click==8.5.1",
     "PyYAML==6.0.4",
     "prometheus-client==0.26.0",
-    "aiosmtpd==1.4.6",
     # warm run workers (issue 8): dagster-celery's run launcher, Redis as the broker
     "dagster-celery==0.29.27",
     "celery==5.7.0",
@@ -36,9 +35,15 @@ INSTALL_REQUIRES = [
     # publishes; /docs serves Swagger UI from this package's files (no CDN)
     "jsonschema==4.26.0",
     "swagger-ui-bundle-v2==5.31.0",
+    # Standard Webhooks signing (issue 13): the reference library, not a hand-written HMAC
+    "standardwebhooks==1.1.0",
 ]
 
-TESTS_REQUIRE = [
+#: the sandbox's own dependencies (its code is the distribution in sandbox/, not an extra:
+#: see sandbox/setup.py); the tests run SMTP servers of their own with aiosmtpd too
+SANDBOX_REQUIRE = ["aiosmtpd==1.4.6"]
+
+TESTS_REQUIRE = SANDBOX_REQUIRE + [
     "pytest==9.2.0",
     "pytest-timeout==2.4.0",
     # the OpenAPI document against the 3.1 meta-schema; property-based fuzzing of every route
@@ -46,17 +51,19 @@ TESTS_REQUIRE = [
     "schemathesis==4.32.5",
     # deploy/k8s manifests against Kubernetes' own OpenAPI schemas, offline (tests/deploy)
     "kubernetes-validate==1.37.0",
+    # the layers of carinho_pipelines, relay and the sandbox (.importlinter)
+    "import-linter==2.16",
 ]
 
 setup(
     name="carinho_pipelines",
     version="0.1.0",
     description="Carinho Integrações: webhooks relay, event fan-out and syncs on Dagster",
-    packages=find_packages(exclude=["tests", "tests.*", "benchmarks"]),
+    packages=find_packages(include=["carinho_pipelines", "carinho_pipelines.*", "relay", "relay.*"]),
     include_package_data=True,
-    package_data={"carinho_pipelines": ["dagster.yaml"], "relay": ["migrations/*.ini", "migrations/*.py", "migrations/versions/*.py"]},
+    package_data={"carinho_pipelines": ["dagster.yaml"], "carinho_pipelines.store": ["migrations/*.ini", "migrations/*.py", "migrations/versions/*.py", "migrations/*.mako"]},
     python_requires=">=3.11,<3.13",
     install_requires=INSTALL_REQUIRES,
-    extras_require={"test": TESTS_REQUIRE},
+    extras_require={"sandbox": SANDBOX_REQUIRE, "test": TESTS_REQUIRE},
     entry_points={"console_scripts": ["carinho=carinho_pipelines.cli:main"]},
 )

@@ -34,7 +34,7 @@ from celery import Celery
 HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parent.parent))
 
-from carinho_pipelines.embedded_broker import valkey_server_binary  # noqa: E402
+from carinho_pipelines.platform.embedded_broker import valkey_server_binary  # noqa: E402
 
 
 def make_app(broker: str, backend: str) -> Celery:

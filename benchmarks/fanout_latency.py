@@ -35,11 +35,11 @@ import sqlalchemy as sa
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from carinho_pipelines.instance import prepare_dagster_home  # noqa: E402
-from carinho_pipelines.queues import QUEUES  # noqa: E402
-from carinho_pipelines.sandbox import Sandbox  # noqa: E402
-from relay.migrate import upgrade  # noqa: E402
-from relay.tables import event_actions, events  # noqa: E402
+from carinho_pipelines.platform.instance import prepare_dagster_home  # noqa: E402
+from carinho_pipelines.kernel.queues import QUEUES  # noqa: E402
+from carinho_sandbox import Sandbox  # noqa: E402
+from carinho_pipelines.store.migrate import upgrade  # noqa: E402
+from carinho_pipelines.store.tables import event_actions, events  # noqa: E402
 
 PG_ADMIN = os.environ.get("CARINHO_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 BIN = Path(sys.executable).parent
@@ -219,7 +219,7 @@ class Stack:
         self.spawn([str(BIN / "dagster-webserver"), "-w", str(workspace), "-h", "127.0.0.1", "-p", str(self.ui_port)])
         self.spawn([str(BIN / "dagster-daemon"), "run", "-w", str(workspace)])
         if mode == "celery":
-            from carinho_pipelines.instance import celery_worker_commands
+            from carinho_pipelines.platform.instance import celery_worker_commands
 
             for command in celery_worker_commands():
                 self.spawn(command)
@@ -381,7 +381,7 @@ class Stack:
                 .where(events.c.id.in_(ids))
                 .group_by(events.c.id, events.c.queue, events.c.event_type, events.c.received_at)
             ).all()
-        from carinho_pipelines.catalogue import CATALOGUE
+        from carinho_pipelines.kernel.catalogue import CATALOGUE
 
         out = {}
         for event_id, queue, event_type, received, last, n_actions, failed in rows:

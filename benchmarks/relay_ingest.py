@@ -5,7 +5,7 @@
 
 What runs (all on loopback, one fresh PostgreSQL database created on
 ``CARINHO_TEST_PG_URL`` — default postgresql://postgres@127.0.0.1:5432/postgres —
-migrated with ``relay.migrate.upgrade`` and dropped at the end):
+migrated with ``carinho_pipelines.store.migrate.upgrade`` and dropped at the end):
 
 * the **relay** as in production: ``python -m carinho_pipelines.cli relay --port P
   --workers W`` (uvicorn, access log on) in its own process, with
@@ -322,7 +322,7 @@ def store_main(cfg: dict) -> None:
     """Threads calling EventStore.ingest in a loop; prints "start" and "end", writes cfg["out"]."""
     import threading
 
-    from relay.store import Envelope, EventStore, utcnow
+    from carinho_pipelines.store import Envelope, EventStore, utcnow
 
     store = EventStore(cfg["url"])
     # The relay runs at most store.write_slots ingests at once (the pool's connections);
@@ -462,7 +462,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="carinho-bench-relay-"))
     servers: list[subprocess.Popen] = []
     try:
-        from relay.migrate import upgrade
+        from carinho_pipelines.store.migrate import upgrade
 
         upgrade(url)
         env = {

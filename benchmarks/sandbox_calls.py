@@ -39,7 +39,7 @@ def cpu_seconds() -> float:
 
 
 def serve(conn, n: int, day: str) -> None:
-    from carinho_pipelines.sandbox import Sandbox
+    from carinho_sandbox import Sandbox
 
     sb = Sandbox(base_port=0).start()
     sb.seed({"operacao": {"services": services(n, dt.date.fromisoformat(day))}})

@@ -50,7 +50,7 @@ def services(n: int, day: dt.date) -> list[dict]:
 
 
 def serve_sandbox(conn, n: int, day: str) -> None:
-    from carinho_pipelines.sandbox import Sandbox
+    from carinho_sandbox import Sandbox
 
     sb = Sandbox(base_port=0).start()
     sb.seed({"operacao": {"services": services(n, dt.date.fromisoformat(day))}})
@@ -102,7 +102,7 @@ def one(n: int, concurrency: int | None) -> dict:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     url = sa.engine.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
     try:
-        from relay.migrate import upgrade
+        from carinho_pipelines.store.migrate import upgrade
 
         upgrade(url)
         os.environ["CARINHO_DATABASE_URL"] = url

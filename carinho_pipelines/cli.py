@@ -16,8 +16,8 @@ from pathlib import Path
 
 import click
 
-from . import settings
-from .instance import prepare_dagster_home
+from carinho_pipelines.kernel import settings
+from carinho_pipelines.platform.instance import prepare_dagster_home
 
 
 @click.group()
@@ -37,7 +37,7 @@ def db() -> None:
 @click.option("--url", envvar="CARINHO_DATABASE_URL", default=None, help="defaults to CARINHO_DATABASE_URL / SQLite")
 def db_upgrade(url: str | None) -> None:
     """Apply the event store's migrations (idempotent)."""
-    from relay.migrate import upgrade
+    from carinho_pipelines.store.migrate import upgrade
 
     upgrade(url)
     click.echo(f"event store at revision head ({_safe_url(url or settings.database_url())})")
@@ -62,8 +62,8 @@ def apikey() -> None:
 @click.option("--scopes", required=True, help="comma-separated, e.g. events:read,dlq:read (or *)")
 def apikey_create(name: str, scopes: str) -> None:
     """Create a key; the key is printed alone on the last line, once."""
-    from relay.apikeys import create_key
-    from relay.store import EventStore
+    from carinho_pipelines.store.apikeys import create_key
+    from carinho_pipelines.store import EventStore
 
     try:
         key = create_key(EventStore(), name, [s.strip() for s in scopes.split(",") if s.strip()])
@@ -77,8 +77,8 @@ def apikey_create(name: str, scopes: str) -> None:
 @click.argument("name")
 def apikey_revoke(name: str) -> None:
     """Revoke a stored key (it stops working at once)."""
-    from relay.apikeys import revoke_key
-    from relay.store import EventStore
+    from carinho_pipelines.store.apikeys import revoke_key
+    from carinho_pipelines.store import EventStore
 
     if not revoke_key(EventStore(), name):
         raise click.ClickException(f"no active key named {name!r}")
@@ -88,8 +88,8 @@ def apikey_revoke(name: str) -> None:
 @apikey.command("list")
 def apikey_list() -> None:
     """Stored keys (names and scopes, never the keys)."""
-    from relay.apikeys import list_keys
-    from relay.store import EventStore
+    from carinho_pipelines.store.apikeys import list_keys
+    from carinho_pipelines.store import EventStore
 
     for row in list_keys(EventStore()):
         state = f"revoked {row['revoked_at']:%Y-%m-%d}" if row["revoked_at"] else "active"
@@ -127,7 +127,7 @@ def _worker_id() -> str:
 @click.option("--concurrency", type=int, default=None, help="worker processes (default by queue)")
 def worker(queues: str, concurrency: int | None) -> None:
     """A warm run worker (Celery) for some queues; needs CARINHO_CELERY_BROKER_URL."""
-    from .queues import QUEUES
+    from carinho_pipelines.kernel.queues import QUEUES
 
     names = [q.strip() for q in queues.split(",") if q.strip()]
     unknown = [q for q in names if q not in QUEUES]
@@ -139,7 +139,7 @@ def worker(queues: str, concurrency: int | None) -> None:
     # lower-priority workers yield the CPU to integrations-high's when it is scarce
     os.nice(min(QUEUES[name].niceness for name in names))
     celery = Path(sys.executable).with_name("celery")
-    args = [str(celery), "-A", "carinho_pipelines.celery_app", "worker", "--pool", "prefork",
+    args = [str(celery), "-A", "carinho_pipelines.platform.celery_app", "worker", "--pool", "prefork",
             "--concurrency", str(procs), "--prefetch-multiplier", "1", "--loglevel", "INFO",
             "-n", f"{worker_node_prefix(names)}.{_worker_id()}@%h", "--without-gossip", "--without-mingle",
             "-Q", ",".join(names)]  # one -Q with a list: a second -Q would replace the first
@@ -157,10 +157,8 @@ def relay(host: str, port: int, workers: int) -> None:
     """Serve the relay (webhooks + operations API) with uvicorn."""
     import uvicorn
 
-    from relay import logs
-
-    logs.install()
-    uvicorn.run("relay.app:app", host=host, port=port, workers=workers, log_level="info")
+    # by name, not imported: the relay sits above this package (its app installs its log redaction)
+    uvicorn.run("relay.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="info")
 
 
 # -- run ------------------------------------------------------------------------
@@ -195,11 +193,9 @@ def run(relay_port: int, dagster_port: int, code_server_port: int, broker_port: 
              (code_server_port, "code server", "--code-server-port")]
     if embedded_broker:
         ports.append((broker_port, "embedded broker", "--broker-port"))
-    if sandbox:
-        from .sandbox.server import PORT_OFFSETS
-
-        ports += [(sandbox_port + offset, f"sandbox {name}", "--sandbox-port") for name, offset in PORT_OFFSETS.items()]
-        ports.append((sandbox_port + len(PORT_OFFSETS), "sandbox mailbox", "--sandbox-port"))
+    sandbox_hub = _sandbox_plugin() if sandbox else None
+    if sandbox_hub is not None:
+        ports += [(port, name, "--sandbox-port") for port, name in sandbox_hub.ports(sandbox_port)]
     try:
         sv.check_ports(ports)
     except sv.PortInUse as exc:
@@ -213,7 +209,7 @@ def run(relay_port: int, dagster_port: int, code_server_port: int, broker_port: 
     sv.stop_on_signals()
     try:
         summary = _start_hub(sv, sup, in_process, launcher, embedded_broker, relay_port, dagster_port,
-                             code_server_port, broker_port, sandbox_port, sandbox, seed)
+                             code_server_port, broker_port, sandbox_port, sandbox_hub, seed)
         click.echo(summary)
         sup.watch()
     except KeyboardInterrupt:
@@ -244,13 +240,11 @@ def _stop_hub(sup, in_process: list[object]) -> None:
 
 
 def _start_hub(sv, sup, in_process: list[object], launcher: str, embedded_broker: bool, relay_port: int,
-               dagster_port: int, code_server_port: int, broker_port: int, sandbox_port: int, sandbox: bool,
+               dagster_port: int, code_server_port: int, broker_port: int, sandbox_port: int, sandbox_hub,
                seed: bool) -> str:
     """Start everything under ``sup``; returns the summary to print."""
-    import secrets
-
-    from .embedded_broker import broker_url, valkey_command
-    from .instance import celery_worker_commands
+    from carinho_pipelines.platform.embedded_broker import broker_url, valkey_command
+    from carinho_pipelines.platform.instance import celery_worker_commands
 
     data = sup.cwd
     env = sup.env
@@ -272,32 +266,11 @@ def _start_hub(sv, sup, in_process: list[object], launcher: str, embedded_broker
     relay_url = f"http://127.0.0.1:{relay_port}"
     lines = ["", "Carinho Integrações is up"]
 
-    sb = None
-    if sandbox:
-        from .sandbox import Sandbox
-        from .sandbox.mailbox import Mailbox
-        from .sandbox.server import PORT_OFFSETS
+    sandbox_control = None
+    if sandbox_hub is not None:
+        sandbox_control = sandbox_hub.start(data, env, relay_url, sandbox_port, seed, in_process, click.echo)
 
-        sb = Sandbox(host="127.0.0.1", base_port=sandbox_port)
-        in_process.append(sb)
-        sb.start()
-        env.update(sb.env())
-        mail_port = sandbox_port + len(PORT_OFFSETS)
-        mailbox = Mailbox(data / "mailbox", port=mail_port)  # e-mails land in the data folder
-        in_process.append(mailbox)
-        mailbox.start()
-        env.update(mailbox.env())
-        secret_file = data / "feedback_secret"
-        if not secret_file.exists():
-            secret_file.write_text(secrets.token_urlsafe(32))
-        env.setdefault("CARINHO_FEEDBACK_SECRET", secret_file.read_text().strip())
-        sb.zapi.set_webhook(f"{relay_url}/webhooks/whatsapp?token={env['ZAPI_WEBHOOK_TOKEN']}")
-        if seed:
-            sb.seed_default()
-        click.echo(f"  ✓ {'sandbox':<32} simulators on 127.0.0.1:{sandbox_port}-{sandbox_port + 8}, "
-                   f"mailbox SMTP :{mail_port}")
-
-    from relay.migrate import upgrade
+    from carinho_pipelines.store.migrate import upgrade
 
     upgrade()
     api_key = _operations_key(data)
@@ -342,9 +315,9 @@ def _start_hub(sv, sup, in_process: list[object], launcher: str, embedded_broker
         f"  run launcher:               {'warm Celery workers' if launcher == 'celery' else 'a process per run'}",
         f"  operations API key:         {api_key}   (also in {data / 'api_key'})",
     ]
-    if sb is not None:
+    if sandbox_control is not None:
         lines += [
-            f"  sandbox control:            {sb.control_url}",
+            f"  sandbox control:            {sandbox_control}",
             f"  e-mails sent by the hub:    {data / 'mailbox'}",
             "  post a site lead:",
             f"    curl -s -X POST {relay_url}/webhooks/site/lead -H 'Authorization: Bearer {site_token}' "
@@ -372,8 +345,8 @@ load_from:
 def _operations_key(data: Path) -> str:
     """The embedded default's operations API key (all scopes): created at the first
     start, kept in the data folder (mode 600), recreated if the store lost it."""
-    from relay.apikeys import create_key, list_keys, lookup, revoke_key
-    from relay.store import EventStore
+    from carinho_pipelines.store.apikeys import create_key, list_keys, lookup, revoke_key
+    from carinho_pipelines.store import EventStore
 
     path = data / "api_key"
     store = EventStore()
@@ -392,13 +365,30 @@ def _operations_key(data: Path) -> str:
         store.engine.dispose()
 
 
+#: entry-point groups of optional packages (the sandbox: ``pip install -e ./sandbox``)
+COMMANDS_GROUP = "carinho.commands"
+SANDBOX_GROUP = "carinho.sandbox"
+
+
+def _sandbox_plugin():
+    """The sandbox's hub hook (``carinho_sandbox.hub``); a clear error when it is not installed."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=SANDBOX_GROUP):
+        return ep.load()
+    raise click.ClickException("the sandbox is not installed (pip install -e ./sandbox); "
+                               "pass --no-sandbox to run the hub against real systems")
+
+
 def _register_optional() -> None:
-    """Subcommands owned by other modules, registered when importable."""
-    try:
-        from .sandbox.cli import sandbox as sandbox_group
-    except ImportError:
-        return
-    main.add_command(sandbox_group)
+    """Subcommands of optional packages (``carinho sandbox``), registered when installed."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=COMMANDS_GROUP):
+        try:
+            main.add_command(ep.load(), ep.name)
+        except ImportError:  # installed metadata without its code (a stale egg-link)
+            continue
 
 
 _register_optional()

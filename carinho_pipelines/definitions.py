@@ -2,11 +2,13 @@
 
 from dagster import Definitions, EnvVar
 
-from carinho_pipelines import monitoring, settings, syncs
-from carinho_pipelines.dlq_sensors import dlq_failure_sensor, dlq_redrive_sensor, dlq_success_sensor
+from carinho_pipelines import monitoring, syncs
+from carinho_pipelines.kernel import settings
+from carinho_pipelines.dlq.sensors import dlq_failure_sensor, dlq_redrive_sensor, dlq_success_sensor
 from carinho_pipelines.events.jobs import EVENT_JOBS
-from carinho_pipelines.events.sensors import event_dispatch_sensor, flush_whatsapp_outbox, whatsapp_outbox_sensor
-from carinho_pipelines.events.store_resource import EventStoreResource
+from carinho_pipelines.events.sensors import event_dispatch_sensor
+from carinho_pipelines.events.whatsapp_outbox import flush_whatsapp_outbox, whatsapp_outbox_sensor
+from carinho_pipelines.resources.event_store import EventStoreResource
 from carinho_pipelines.resources import build_resources
 
 

@@ -26,6 +26,13 @@ mkdir -p "$out/project" "$out/wheels"
 "$PY" -m pip wheel --no-deps . -w "$out/project" >"$out/pip-project.log" 2>&1 \
   || { tail -20 "$out/pip-project.log" >&2; exit 1; }
 wheel="$(ls "$out"/project/*.whl)"
+# the sandbox's own distribution (sandbox/), for the sandbox's image only
+rm -rf "$out/sandbox" && mkdir -p "$out/sandbox"
+if [[ -f sandbox/setup.py ]]; then
+  "$PY" -m pip wheel --no-deps ./sandbox -w "$out/sandbox" >>"$out/pip-project.log" 2>&1 \
+    || { tail -20 "$out/pip-project.log" >&2; exit 1; }
+  rm -rf sandbox/build sandbox/*.egg-info
+fi
 rm -rf build ./*.egg-info
 
 "$PY" - "$wheel" "$SANDBOX_ONLY" "$out/requirements-sandbox.txt" >"$out/requirements.txt.new" <<'PYEOF'

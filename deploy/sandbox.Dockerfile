@@ -9,7 +9,7 @@ RUN python3 -m venv /opt/venv
 COPY deploy/.build/requirements.txt /build/requirements.txt
 COPY deploy/.build/wheels /build/wheels
 RUN /opt/venv/bin/pip install --no-index --find-links /build/wheels -r /build/requirements.txt
-COPY deploy/.build/requirements-sandbox.txt deploy/.build/project /build/sandbox/
+COPY deploy/.build/requirements-sandbox.txt deploy/.build/project deploy/.build/sandbox /build/sandbox/
 RUN /opt/venv/bin/pip install --no-index --find-links /build/wheels -r /build/sandbox/requirements-sandbox.txt \
  && /opt/venv/bin/pip install --no-index --no-deps /build/sandbox/*.whl
 COPY deploy/image/sandbox_serve.py /opt/carinho/

@@ -1,93 +1,130 @@
-"""API keys with scopes for the operations API (CONTRACTS §2.3, §10).
+"""The operations API's keys, from the request's side (CONTRACTS §2.3, §10).
 
-Two sources: ``CARINHO_API_KEYS`` (``name:key:scope1,scope2;name2:key2:*``) and keys
-created with ``carinho apikey create`` (stored as SHA-256 digests). A key is sent as
-``X-API-Key`` or ``Authorization: Bearer``. No key → 401; a key without the scope → 403.
+Starlette's ``AuthenticationMiddleware`` runs :class:`ApiKeyBackend` on the operations
+routes: the key presented as ``X-API-Key`` or ``Authorization: Bearer`` is checked
+against the key store (:mod:`carinho_pipelines.store.apikeys`) and becomes
+``request.user`` with its scopes as ``request.auth.scopes``. Endpoints declare their scope
+with :func:`requires` (Starlette's); the contract's answers are kept: no key → 401, an
+unknown key → 401, a key without the scope → 403 naming it, the key store down → 503.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
-from dataclasses import dataclass
+from typing import Any, Callable
 
 import sqlalchemy as sa
+from starlette.authentication import (
+    AuthCredentials,
+    AuthenticationBackend,
+    AuthenticationError,
+    BaseUser,
+    has_required_scope,
+)
+from starlette.authentication import requires as starlette_requires
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.exceptions import HTTPException
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import JSONResponse
 
-from carinho_pipelines.settings import env
-from carinho_pipelines.tags import launched_by_api
+from carinho_pipelines.kernel.tags import launched_by_api
+from carinho_pipelines.store.apikeys import SCOPES, ApiKey, audit, lookup  # noqa: F401 - the relay's names
 
+from .auth import credential
 from .errors import ApiError
-from .store import EventStore, StoreUnavailable, utcnow
-from .tables import api_keys, audit_log
 
-#: every scope the operations API checks
-SCOPES = ("events:read", "dlq:read", "dlq:write", "sync:read", "sync:run", "status:read")
-
-
-@dataclass(frozen=True)
-class ApiKey:
-    name: str
-    scopes: frozenset[str]
-
-    def allows(self, scope: str) -> bool:
-        return "*" in self.scopes or scope in self.scopes
+#: the routes whose requests carry an operations key (the webhooks carry system tokens,
+#: checked by their endpoints, and cost no key lookup)
+OPERATIONS_PREFIXES = ("/api/events", "/api/dlq", "/api/sync", "/status", "/metrics")
 
 
-def digest(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
+class KeyUser(BaseUser):
+    """An operations API key, as ``request.user``."""
+
+    def __init__(self, key: ApiKey) -> None:
+        self.key = key
+
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def display_name(self) -> str:
+        return self.key.name
 
 
-def configured_keys() -> list[tuple[str, str, frozenset[str]]]:
-    out = []
-    for item in (env("CARINHO_API_KEYS", "") or "").split(";"):
-        parts = item.strip().split(":", 2)
-        if len(parts) != 3 or not parts[0] or not parts[1]:
-            continue
-        out.append((parts[0], parts[1], frozenset(s.strip() for s in parts[2].split(",") if s.strip())))
-    return out
+class UnknownKey(BaseUser):
+    """A key was presented and is not a (live) key: every scope check answers 401."""
+
+    is_authenticated = False
+    display_name = ""
 
 
-def _presented(request: Request) -> str | None:
-    auth = request.headers.get("authorization", "")
-    if auth[:7].lower() == "bearer " and auth[7:].strip():
-        return auth[7:].strip()
-    return request.headers.get("x-api-key") or None
+class StoreDown(AuthenticationError):
+    """The key store could not be read."""
 
 
-def lookup(store: EventStore, key: str) -> ApiKey | None:
-    found = None
-    for name, value, scopes in configured_keys():
-        if hmac.compare_digest(value.encode(), key.encode()):
-            found = ApiKey(name, scopes)
-    if found:
-        return found
-    with store.engine.connect() as conn:
-        row = conn.execute(
-            sa.select(api_keys.c.name, api_keys.c.scopes).where(
-                api_keys.c.key_hash == digest(key), api_keys.c.revoked_at.is_(None)
-            )
-        ).first()
-    if row is None:
+class ApiKeyBackend(AuthenticationBackend):
+    async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:
+        path = conn.url.path
+        if not path.startswith(OPERATIONS_PREFIXES) or (path == "/api/events" and conn.scope.get("method") == "POST"):
+            return None
+        key = credential(conn, "x-api-key")
+        if not key:
+            return None
+        try:
+            found = await run_in_threadpool(lookup, conn.app.state.store, key)
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreDown(exc.__class__.__name__) from exc
+        if found is None:
+            return AuthCredentials(), UnknownKey()
+        scopes = SCOPES if "*" in found.scopes else tuple(found.scopes)
+        return AuthCredentials(list(scopes)), KeyUser(found)
+
+
+def on_auth_error(_conn: HTTPConnection, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StoreDown)
+    return ApiError(503, "store_unavailable", "cannot check the API key now", headers={"Retry-After": "5"}).response()
+
+
+#: endpoint (as routed, wrapped by :func:`requires`) → its scope, for the 403's message
+_SCOPE_OF: dict[Callable[..., Any], str] = {}
+
+
+def requires(scope: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Starlette's ``requires(scope)``; the endpoint's scope is remembered for the answer."""
+    def decorate(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+        wrapped = starlette_requires(scope)(endpoint)
+        _SCOPE_OF[wrapped] = scope
+        return wrapped
+    return decorate
+
+
+def check_scope(request: Request, scope: str) -> None:
+    """The same check as :func:`requires`, for a route whose scope depends on settings."""
+    if not has_required_scope(request, [scope]):
+        raise denied(request, scope)
+
+
+def denied(request: Request, scope: str | None) -> ApiError:
+    """The contract's answer to a request without ``scope``."""
+    if isinstance(request.user, UnknownKey):
+        return ApiError(401, "unauthorized", "invalid API key")
+    if not request.user.is_authenticated:
+        return ApiError(401, "unauthorized", "an API key is required (X-API-Key or Authorization: Bearer)")
+    return ApiError(403, "forbidden", f"this API key lacks the scope {scope!r}", scope=scope)
+
+
+def forbidden_handler(request: Request, exc: HTTPException) -> JSONResponse | None:
+    """Starlette's ``requires`` raises a bare 403: answer it as the contract says."""
+    endpoint = request.scope.get("endpoint")
+    if exc.status_code != 403 or endpoint not in _SCOPE_OF:
         return None
-    return ApiKey(row.name, frozenset(s for s in row.scopes.split(",") if s))
+    return denied(request, _SCOPE_OF[endpoint]).response()
 
 
-async def require_scope(request: Request, scope: str) -> ApiKey:
-    key = _presented(request)
-    if not key:
-        raise ApiError(401, "unauthorized", "an API key is required (X-API-Key or Authorization: Bearer)")
-    try:
-        found = await run_in_threadpool(lookup, request.app.state.store, key)
-    except sa.exc.SQLAlchemyError as exc:
-        raise ApiError(503, "store_unavailable", "cannot check the API key now", headers={"Retry-After": "5"}) from exc
-    if found is None:
-        raise ApiError(401, "unauthorized", "invalid API key")
-    if not found.allows(scope):
-        raise ApiError(403, "forbidden", f"this API key lacks the scope {scope!r}", scope=scope)
-    return found
+def key_of(request: Request) -> ApiKey:
+    """The authenticated key (an endpoint behind :func:`requires`)."""
+    return request.user.key
 
 
 #: the ``User-Agent`` of the ``carinho`` ops CLI (carinho_pipelines.ops_cli)
@@ -101,47 +138,4 @@ def launched_by(request: Request, key: ApiKey) -> str:
     return launched_by_api(key.name, cli=request.headers.get("user-agent", "").startswith(CLI_USER_AGENT))
 
 
-def audit(store: EventStore, key: ApiKey, action: str, target: str | None, detail: dict | None = None) -> None:
-    try:
-        with store.engine.begin() as conn:
-            conn.execute(
-                audit_log.insert().values(at=utcnow(), key_name=key.name, action=action, target=target, detail=detail)
-            )
-    except sa.exc.SQLAlchemyError as exc:
-        raise StoreUnavailable(exc.__class__.__name__) from exc
 
-
-# -- management (the `carinho apikey` commands) ----------------------------------
-
-
-def create_key(store: EventStore, name: str, scopes: list[str]) -> str:
-    unknown = [s for s in scopes if s != "*" and s not in SCOPES]
-    if unknown:
-        raise ValueError(f"unknown scope(s) {', '.join(unknown)}; known: {', '.join(SCOPES)} or *")
-    key = "carinho_" + secrets.token_urlsafe(32)
-    with store.engine.begin() as conn:
-        existing = conn.execute(sa.select(api_keys.c.id, api_keys.c.revoked_at).where(api_keys.c.name == name)).first()
-        if existing is not None and existing.revoked_at is None:
-            raise ValueError(f"an active key named {name!r} exists; revoke it first")
-        if existing is not None:
-            conn.execute(api_keys.delete().where(api_keys.c.id == existing.id))
-        conn.execute(
-            api_keys.insert().values(name=name, key_hash=digest(key), scopes=",".join(scopes), created_at=utcnow())
-        )
-    return key
-
-
-def revoke_key(store: EventStore, name: str) -> bool:
-    with store.engine.begin() as conn:
-        result = conn.execute(
-            api_keys.update()
-            .where(api_keys.c.name == name, api_keys.c.revoked_at.is_(None))
-            .values(revoked_at=utcnow())
-        )
-    return result.rowcount > 0
-
-
-def list_keys(store: EventStore) -> list[dict]:
-    with store.engine.connect() as conn:
-        rows = conn.execute(sa.select(api_keys.c.name, api_keys.c.scopes, api_keys.c.created_at, api_keys.c.revoked_at)).mappings().all()
-    return [dict(r) for r in rows]

@@ -1,18 +1,35 @@
-"""The relay's Starlette application (``uvicorn relay.app:app``)."""
+"""The relay's Starlette application: ``uvicorn --factory relay.app:create_app``.
+
+One route table; cross-cutting concerns are middleware (NUL guard, the operations API's
+key authentication); the lifespan owns what lives as long as the app: the event store's
+engine, the group committer, the ingest limiter, the direct submitter and the Dagster
+instance accessor, and drains and disposes them on shutdown.
+"""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
+import anyio
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.routing import Mount, Route
+from starlette.middleware.authentication import AuthenticationMiddleware
+from starlette.requests import Request
+from starlette.routing import BaseRoute, Mount, Route
 
-from . import dlq_api, events_api, health, logs, openapi, status_api, submit, sync_api, webhooks
-from .errors import EXCEPTION_HANDLERS
+from carinho_pipelines.store import EventStore
+
+from . import dlq_api, events_api, health, logs, openapi, runs, status_api, submit, sync_api, webhooks
+from .apikeys import ApiKeyBackend, forbidden_handler, on_auth_error
+from .errors import EXCEPTION_HANDLERS, http_exception_handler
+from .group_commit import GroupCommitter
 from .nul_guard import RejectNul
-from .store import EventStore
 
-routes = [
+ROUTES: list[BaseRoute] = [
     Route("/health", health.health, methods=["GET"]),
+    Route("/health/ready", health.ready, methods=["GET"]),
     Route("/health/detailed", health.health_detailed, methods=["GET"]),
     Route("/status", status_api.status, methods=["GET"]),
     Route("/metrics", status_api.metrics, methods=["GET"]),
@@ -21,12 +38,7 @@ routes = [
     Mount(openapi.DOCS_ASSETS, app=openapi.docs_assets(), name="docs-assets"),
     Route("/webhooks/whatsapp", webhooks.whatsapp_webhook, methods=["POST"]),
     Route("/webhooks/whatsapp/status", webhooks.whatsapp_status_webhook, methods=["POST"]),
-    Route("/webhooks/site/lead", webhooks.site_lead, methods=["POST"]),
-    Route("/webhooks/crm/client-registered", webhooks.crm_client_registered, methods=["POST"]),
-    Route("/webhooks/operacao/service-completed", webhooks.operacao_service_completed, methods=["POST"]),
-    Route("/webhooks/financeiro/payment", webhooks.financeiro_payment, methods=["POST"]),
-    Route("/webhooks/financeiro/payout", webhooks.financeiro_payout, methods=["POST"]),
-    Route("/webhooks/cuidadores/feedback", webhooks.cuidadores_feedback, methods=["POST"]),
+    *(Route(w.path, webhooks.webhook_endpoint(w), methods=["POST"]) for w in webhooks.WEBHOOK_ROUTES),
     Route("/webhooks/systems/{system}", webhooks.system_webhook, methods=["POST"]),
     Route("/api/events", webhooks.post_event, methods=["POST"]),
     Route("/api/events", events_api.list_events, methods=["GET"]),
@@ -42,12 +54,41 @@ routes = [
 ]
 
 
+async def _http_error(request: Request, exc: Exception) -> object:
+    assert isinstance(exc, HTTPException)
+    return forbidden_handler(request, exc) or await http_exception_handler(request, exc)
+
+
 def create_app(store: EventStore | None = None) -> Starlette:
+    """The relay; ``store`` is the caller's (a test's) to dispose, else the app makes its own."""
     logs.install()
-    app = Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS, middleware=[Middleware(RejectNul)])
-    app.state.store = store or EventStore()
-    app.state.submitter = submit.Submitter(app.state.store) if submit.enabled() else None
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        own = app.state.store is None
+        if own:
+            app.state.store = EventStore()
+        state_store: EventStore = app.state.store
+        app.state.ingest_limiter = anyio.CapacityLimiter(state_store.write_slots)
+        app.state.group_committer = GroupCommitter(state_store)
+        app.state.submitter = submit.Submitter(state_store) if submit.enabled() else None
+        try:
+            yield
+        finally:
+            await app.state.group_committer.drain()
+            if app.state.submitter is not None:
+                await app.state.submitter.close()
+            runs.close()
+            if own:
+                state_store.engine.dispose()
+                app.state.store = None
+
+    app = Starlette(
+        routes=ROUTES,
+        exception_handlers={**EXCEPTION_HANDLERS, HTTPException: _http_error},
+        middleware=[Middleware(RejectNul),
+                    Middleware(AuthenticationMiddleware, backend=ApiKeyBackend(), on_error=on_auth_error)],
+        lifespan=lifespan,
+    )
+    app.state.store = store
     return app
-
-
-app = create_app()

@@ -3,25 +3,31 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
 import time
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 
-from carinho_pipelines import settings
+from carinho_pipelines.kernel import settings
+from carinho_pipelines.kernel import signatures as signing
 
 from .errors import ApiError
 
 SIGNATURE_TOLERANCE_SECONDS = 300
 
 
-def presented_token(request: Request) -> str | None:
-    auth = request.headers.get("authorization", "")
+def credential(conn: HTTPConnection, *headers: str) -> str | None:
+    """The one bearer parser: ``Authorization: Bearer <token>``, else the first of
+    ``headers`` that is set."""
+    auth = conn.headers.get("authorization", "")
     if auth[:7].lower() == "bearer " and auth[7:].strip():
         return auth[7:].strip()
-    return request.headers.get("x-internal-token") or request.headers.get("x-api-key") or None
+    return next((conn.headers[h] for h in headers if conn.headers.get(h)), None)
+
+
+def presented_token(request: Request) -> str | None:
+    """A system's webhook token (CONTRACTS §2.2)."""
+    return credential(request, "x-internal-token", "x-api-key")
 
 
 def authenticate_system(request: Request) -> str:
@@ -57,19 +63,9 @@ def authenticate_zapi(request: Request) -> None:
     raise ApiError(401, "unauthorized", "missing or invalid Z-API webhook token")
 
 
-def _standard_webhooks_key(secret: str) -> bytes:
-    if secret.startswith("whsec_"):
-        try:
-            return base64.b64decode(secret[len("whsec_") :])
-        except ValueError:
-            pass
-    return secret.encode()
-
-
 def sign_standard_webhook(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
-    """``v1,<base64 HMAC-SHA256 of id.timestamp.body>`` (used by tests and forwarding)."""
-    mac = hmac.new(_standard_webhooks_key(secret), f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256)
-    return "v1," + base64.b64encode(mac.digest()).decode()
+    """``v1,<signature>`` (used by tests and forwarding): :func:`carinho_pipelines.kernel.signatures.sign`."""
+    return signing.sign(secret, msg_id, timestamp, body)
 
 
 def verify_signature(request: Request, system: str, body: bytes, now: float | None = None) -> None:
@@ -94,7 +90,7 @@ def verify_signature(request: Request, system: str, body: bytes, now: float | No
         raise ApiError(401, "invalid_signature", "webhook-signature does not match")
     legacy = headers.get("x-webhook-signature")
     if legacy:
-        expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        expected = signing.legacy_signature(secret, body)
         if hmac.compare_digest(legacy.strip().lower().removeprefix("sha256=").encode(), expected.encode()):
             return
         raise ApiError(401, "invalid_signature", "X-Webhook-Signature does not match")

@@ -9,7 +9,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from carinho_pipelines.settings import MAX_BODY_BYTES
+from carinho_pipelines.kernel.settings import MAX_BODY_BYTES
 
 from .errors import ApiError
 

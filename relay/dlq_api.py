@@ -9,15 +9,18 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from carinho_pipelines import breakers, tags
-from carinho_pipelines.errors import ERROR_CLASSES
+from carinho_pipelines.destinations import breakers
+from carinho_pipelines.kernel import tags
+from carinho_pipelines.kernel.errors import ERROR_CLASSES
 
-from . import dagster_gql, runs, schemas, validation
-from .apikeys import ApiKey, audit, launched_by, require_scope
+from carinho_pipelines.platform import graphql_client
+
+from . import runs, schemas, validation
+from .apikeys import ApiKey, audit, key_of, launched_by, requires
 from .bodies import read_json_object
 from .errors import ApiError, invalid
 from .events_api import _int_param, _time_param
-from .store import utcnow
+from carinho_pipelines.store import utcnow
 
 MAX_RETRY_ALL = schemas.MAX_RETRY_ALL
 
@@ -35,7 +38,7 @@ def _require_dagster() -> None:
 
 
 def _item(run: Any) -> dict[str, Any]:
-    return _dlq().item(runs.instance(), run, run_url=dagster_gql.run_url(run.run_id))
+    return _dlq().item(runs.instance(), run, run_url=graphql_client.run_url(run.run_id))
 
 
 def _get_run(run_id: str) -> Any:
@@ -51,7 +54,7 @@ def _get_run(run_id: str) -> Any:
 def _closed_breakers(run: Any, store: Any) -> dict[str, Any] | None:
     """The item's destinations whose circuit breaker is open, and when the automatic
     re-drive will try again; ``None`` when every destination may be called."""
-    from carinho_pipelines.dlq_sensors import MAX_AUTO_REDRIVES, REDRIVE_INTERVAL_SECONDS, item_destinations
+    from carinho_pipelines.dlq.sensors import MAX_AUTO_REDRIVES, item_destinations, redrive_interval_seconds
 
     dlq, now = _dlq(), utcnow()
     instance = runs.instance()
@@ -60,11 +63,11 @@ def _closed_breakers(run: Any, store: Any) -> dict[str, Any] | None:
     if not open_:
         return None
     probe = max((t for t in open_.values() if t is not None), default=now)
-    error_class = run.tags.get(dlq.ERROR_CLASS_TAG) or dlq.failure_of(instance, run.run_id).error_class
+    error_class = run.tags.get(tags.ERROR_CLASS) or dlq.failure_of(instance, run.run_id).error_class
     auto = error_class == "unavailable" and len(dlq.run_group(instance, run)) <= MAX_AUTO_REDRIVES
     names = ", ".join(sorted(open_))
     if auto:
-        when = f"the automatic re-drive retries it from {probe.isoformat()} (within {REDRIVE_INTERVAL_SECONDS} s after)"
+        when = f"the automatic re-drive retries it from {probe.isoformat()} (within {redrive_interval_seconds()} s after)"
     else:
         when = "the automatic re-drive will not retry it (error class or tries); retry once the breaker is closed"
     return {
@@ -97,9 +100,9 @@ def _filters(request: Request) -> dict[str, Any]:
     }
 
 
+@requires("dlq:read")
 async def list_items(request: Request) -> JSONResponse:
     """DLQ items (failed runs not archived), newest first; filters and paging."""
-    await require_scope(request, "dlq:read")
     _require_dagster()
     filters = _filters(request)
     page = _int_param(request, "page", 1, 1, 10**6)
@@ -113,23 +116,23 @@ async def list_items(request: Request) -> JSONResponse:
     return JSONResponse(await run_in_threadpool(work))
 
 
+@requires("dlq:read")
 async def stats(request: Request) -> JSONResponse:
     """Totals, last 24 h / 7 d, by type and by error class."""
-    await require_scope(request, "dlq:read")
     _require_dagster()
     return JSONResponse(await run_in_threadpool(_dlq().stats, runs.instance(), utcnow()))
 
 
+@requires("dlq:read")
 async def get_item(request: Request) -> JSONResponse:
     """One item: the failure, the masked event payload, each op's outcome and the
     downstream response that failed."""
-    await require_scope(request, "dlq:read")
     _require_dagster()
     run_id = request.path_params["id"]
 
     def work() -> dict[str, Any]:
         from carinho_pipelines.events import ledger
-        from carinho_pipelines.privacy import mask_payload
+        from carinho_pipelines.kernel.privacy import mask_payload
 
         dlq = _dlq()
         run = _get_run(run_id)
@@ -167,7 +170,7 @@ def _retry(request: Request, key: ApiKey, run_id: str, force: bool = False) -> d
                        headers={"Retry-After": "30"}) from exc
     if not already:
         audit(request.app.state.store, key, "dlq.retry", run_id, {"new_run_id": child})
-    return {"id": run_id, "new_run_id": child, "already_replayed": already, "run_url": dagster_gql.run_url(child)}
+    return {"id": run_id, "new_run_id": child, "already_replayed": already, "run_url": graphql_client.run_url(child)}
 
 
 async def _optional_body(request: Request) -> dict[str, Any]:
@@ -186,19 +189,21 @@ def _force(body: dict[str, Any]) -> bool:
     return force
 
 
+@requires("dlq:write")
 async def retry(request: Request) -> JSONResponse:
     """Re-execute from failure on ``integrations-retry`` (succeeded ops are not repeated);
     409 while a destination's breaker is open, unless the body is ``{"force": true}``."""
-    key = await require_scope(request, "dlq:write")
+    key = key_of(request)
     _require_dagster()
     force = _force(await _optional_body(request))
     body = await run_in_threadpool(_retry, request, key, request.path_params["id"], force)
     return JSONResponse(body, status_code=200 if body["already_replayed"] else 202)
 
 
+@requires("dlq:write")
 async def archive(request: Request) -> JSONResponse:
     """Archive with a required reason: tagged on the run (who, when, why); nothing deleted."""
-    key = await require_scope(request, "dlq:write")
+    key = key_of(request)
     _require_dagster()
     _raw, body = await read_json_object(request)
     validation.check(schemas.ARCHIVE_BODY, body)
@@ -218,9 +223,10 @@ async def archive(request: Request) -> JSONResponse:
     return JSONResponse(await run_in_threadpool(work))
 
 
+@requires("dlq:write")
 async def retry_all(request: Request) -> JSONResponse:
     """Retry the open items matching the filters, oldest first, at most ``limit``."""
-    key = await require_scope(request, "dlq:write")
+    key = key_of(request)
     _require_dagster()
     _raw, body = await read_json_object(request)
     validation.check(schemas.RETRY_ALL_BODY, body)  # every invalid field at once (the published schema)

@@ -10,14 +10,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from carinho_pipelines.privacy import mask_payload
+from carinho_pipelines.kernel.privacy import mask_payload
 
 from . import runs, validation
-from .apikeys import require_scope
+from .apikeys import requires
 from .errors import ApiError, invalid
 from .normalise import parse_time
-from .store import EventStore, as_utc, utcnow
-from .tables import event_actions, events
+from carinho_pipelines.store import EventStore, as_utc, utcnow
+from carinho_pipelines.store.tables import event_actions, events
 
 STATES = ("received", "filtered", "scheduled", "dispatched", "running", "succeeded", "failed", "archived")
 MAX_PER_PAGE = 200
@@ -120,9 +120,9 @@ def _query(store: EventStore, filters: dict[str, Any], status: str | None, page:
     }
 
 
+@requires("events:read")
 async def list_events(request: Request) -> JSONResponse:
     """Events, newest first; filters ``type``, ``source``, ``status``, ``from``, ``to``; paged."""
-    await require_scope(request, "events:read")
     found: list[dict[str, str]] = []  # every invalid parameter, reported together
 
     def read(parse, *args):
@@ -184,9 +184,9 @@ def _detail(store: EventStore, event_id: int) -> dict[str, Any] | None:
     return body
 
 
+@requires("events:read")
 async def get_event(request: Request) -> JSONResponse:
     """One event: masked payload, its run(s) and each action's outcome."""
-    await require_scope(request, "events:read")
     try:
         event_id = int(request.path_params["id"])
     except ValueError as exc:

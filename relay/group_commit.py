@@ -13,7 +13,7 @@ import asyncio
 
 from starlette.concurrency import run_in_threadpool
 
-from .store import Envelope, EventStore, Ingested
+from carinho_pipelines.store import Envelope, EventStore, Ingested
 
 MAX_BATCH = 128
 #: transactions in flight at once (each on its own pooled connection)
@@ -25,14 +25,23 @@ class GroupCommitter:
         self.store = store
         self._pending: list[tuple[Envelope, asyncio.Future]] = []
         self._writers = 0
+        self._tasks: set[asyncio.Task] = set()  # held: the loop keeps only weak references
 
     async def ingest(self, env: Envelope) -> Ingested:
         future = asyncio.get_running_loop().create_future()
         self._pending.append((env, future))
         if self._writers < WRITERS:
             self._writers += 1
-            asyncio.get_running_loop().create_task(self._drain())
+            task = asyncio.get_running_loop().create_task(self._drain())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         return await future
+
+    async def drain(self) -> None:
+        """Wait until every event handed to :meth:`ingest` is committed (or failed): at
+        shutdown, no request that is being answered loses its commit."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def _drain(self) -> None:
         try:

@@ -11,10 +11,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from carinho_pipelines import breakers, settings
+from carinho_pipelines.destinations import breakers
+from carinho_pipelines.kernel import settings
 
 from . import runs
-from .store import StoreUnavailable, utcnow
+from carinho_pipelines.store import StoreUnavailable, utcnow
 
 ZAPI_STATUS_CACHE_SECONDS = 30
 
@@ -22,6 +23,20 @@ ZAPI_STATUS_CACHE_SECONDS = 30
 async def health(_request: Request) -> JSONResponse:
     """Liveness: the process answers."""
     return JSONResponse({"status": "ok", "timestamp": utcnow().isoformat()})
+
+
+async def ready(request: Request) -> JSONResponse:
+    """Readiness: the event store answers (nothing else: a probe is a plain GET, and a
+    Dagster or Z-API outage must not take the relay out of the load balancer, since it
+    still stores every webhook). 503 while the store is down."""
+    store = request.app.state.store
+    try:
+        latency = await run_in_threadpool(store.ping)
+    except StoreUnavailable as exc:
+        return JSONResponse({"status": "unavailable", "store": {"status": "error", "message": str(exc)},
+                             "timestamp": utcnow().isoformat()}, status_code=503, headers={"Retry-After": "5"})
+    return JSONResponse({"status": "ok", "store": {"status": "ok", "latency_ms": round(latency, 1)},
+                         "timestamp": utcnow().isoformat()})
 
 
 def _check_dagster() -> dict[str, Any]:

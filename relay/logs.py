@@ -3,8 +3,8 @@ client and the relay's own loggers (CONTRACTS §10 "Logs")."""
 
 from __future__ import annotations
 
-from carinho_pipelines.log_redaction import HTTP_LOGGERS, install_log_redaction, register_secret
-from carinho_pipelines.settings import SYSTEMS, env, system_config
+from carinho_pipelines.kernel.log_redaction import HTTP_LOGGERS, install_log_redaction, register_secret
+from carinho_pipelines.kernel.settings import SYSTEMS, env, system_config
 
 
 def install() -> None:

@@ -8,13 +8,13 @@ import json
 import re
 from typing import Any
 
-from carinho_pipelines import catalogue
-from carinho_pipelines.privacy import PHONE_KEYS, normalize_phone
-from carinho_pipelines.settings import WHATSAPP_SOURCE
+from carinho_pipelines.kernel import catalogue
+from carinho_pipelines.kernel.privacy import PHONE_KEYS, normalize_phone
+from carinho_pipelines.kernel.settings import WHATSAPP_SOURCE
 
 from . import schemas, validation
 from .errors import ApiError, invalid
-from .store import Envelope, utcnow
+from carinho_pipelines.store import Envelope, utcnow
 
 #: Types recorded for audit/health but never dispatched (not in the catalogue).
 RECORDED_ONLY = ("whatsapp.connection", "whatsapp.presence", "whatsapp.other")

@@ -17,8 +17,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
-from carinho_pipelines import catalogue, settings
-from carinho_pipelines.errors import ERROR_CLASSES
+from carinho_pipelines.kernel import catalogue, settings
+from carinho_pipelines.kernel.errors import ERROR_CLASSES
 
 from . import schemas as s
 from .events_api import MAX_PER_PAGE, STATES
@@ -174,6 +174,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         params=(_path("name", {"type": "string", "enum": s.SYNC_NAMES}),)),
     # -- health and monitoring ----------------------------------------------------------
     ("get", "/health"): Op({"200": s.HEALTH}, security=[], tag="health"),
+    ("get", "/health/ready"): Op({"200": s.HEALTH_READY, "503": s.HEALTH_READY}, security=[], tag="health"),
     ("get", "/health/detailed"): Op({"200": s.HEALTH_DETAILED, "503": s.HEALTH_DETAILED}, security=[], tag="health"),
     ("get", "/status"): Op({"200": s.STATUS}, errors=("401", "403", "503"), security=KEY_AUTH, tag="health"),
     ("get", "/metrics"): Op({"200": {"type": "string", "description": "Prometheus text exposition format"}},
@@ -195,7 +196,7 @@ COMPONENTS: dict[str, dict[str, Any]] = {
     "RetryResult": s.RETRY_RESULT, "ArchiveBody": s.ARCHIVE_BODY, "ArchiveResult": s.ARCHIVE_RESULT,
     "RetryBody": s.RETRY_BODY, "BreakerHold": s.BREAKER_HOLD, "RetryAllBody": s.RETRY_ALL_BODY, "RetryAllResult": s.RETRY_ALL_RESULT,
     "SyncRunBody": s.SYNC_RUN_BODY, "SyncRunResult": s.SYNC_RUN_RESULT, "SyncRun": s.SYNC_RUN,
-    "SyncList": s.SYNC_LIST, "Status": s.STATUS, "Health": s.HEALTH, "HealthDetailed": s.HEALTH_DETAILED,
+    "SyncList": s.SYNC_LIST, "Status": s.STATUS, "Health": s.HEALTH, "HealthReady": s.HEALTH_READY, "HealthDetailed": s.HEALTH_DETAILED,
 }
 _BY_ID = {id(schema): name for name, schema in COMPONENTS.items()}
 

@@ -7,7 +7,7 @@ import os
 import threading
 from typing import Any, Iterable
 
-from carinho_pipelines import tags
+from carinho_pipelines.kernel import tags
 
 _instance = None
 _lock = threading.Lock()
@@ -40,6 +40,15 @@ def instance():
         return _instance
 
 
+def close() -> None:
+    """Dispose of the instance (the app's shutdown); the next use opens a new one."""
+    global _instance
+    with _lock:
+        found, _instance = _instance, None
+    if found is not None:
+        found.dispose()
+
+
 def runs_for_events(event_ids: Iterable[int]) -> dict[int, list[Any]]:
     """Every run of each event (re-executions included), oldest first."""
     ids = [str(i) for i in event_ids]
@@ -51,7 +60,7 @@ def runs_for_events(event_ids: Iterable[int]) -> dict[int, list[Any]]:
     for run in instance().get_runs(filters=RunsFilter(tags={tags.EVENT_ID: ids})):
         out.setdefault(int(run.tags[tags.EVENT_ID]), []).append(run)
     for runs in out.values():
-        runs.sort(key=lambda r: (r.tags.get("dagster/root_run_id") is not None, _created(r)))
+        runs.sort(key=lambda r: (r.tags.get(tags.ROOT_RUN_ID) is not None, _created(r)))
     return out
 
 

@@ -1,5 +1,5 @@
 """JSON Schemas of what the relay accepts and answers, beyond the event payloads
-(those are the catalogue's: :data:`carinho_pipelines.catalogue.PAYLOAD_SCHEMAS`).
+(those are the catalogue's: :data:`carinho_pipelines.kernel.catalogue.PAYLOAD_SCHEMAS`).
 
 The relay validates request bodies with these very objects (:mod:`relay.validation`)
 and ``/openapi.json`` publishes them (:mod:`relay.openapi`), so the reference and the
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from carinho_pipelines import catalogue, settings
-from carinho_pipelines.errors import ERROR_CLASSES
-from carinho_pipelines.queues import QUEUES
+from carinho_pipelines.kernel import catalogue, settings
+from carinho_pipelines.kernel.errors import ERROR_CLASSES
+from carinho_pipelines.kernel.queues import QUEUES
 
 from .sync_api import SYNCS
 
@@ -340,6 +340,9 @@ STATUS: dict[str, Any] = {
 }
 HEALTH = {"type": "object", "required": ["status"],
           "properties": {"status": {"type": "string", "enum": ["ok"]}, "timestamp": _TIME}}
+HEALTH_READY = {"type": "object", "required": ["status", "store"],
+                "properties": {"status": {"type": "string", "enum": ["ok", "unavailable"]},
+                               "store": {"type": "object", "required": ["status"]}, "timestamp": _TIME}}
 HEALTH_DETAILED: dict[str, Any] = {
     "type": "object",
     "required": ["status", "degraded", "checks"],

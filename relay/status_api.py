@@ -21,12 +21,12 @@ from starlette.responses import JSONResponse, Response
 
 from carinho_pipelines.monitoring import alerts, prometheus, thresholds
 from carinho_pipelines.monitoring import metrics as monitoring_metrics
-from carinho_pipelines.settings import env
+from carinho_pipelines.kernel.settings import env
 
 from . import runs
-from .apikeys import require_scope
+from .apikeys import check_scope, requires
 from .errors import ApiError
-from .store import EventStore, utcnow
+from carinho_pipelines.store import EventStore, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +71,10 @@ def _whatsapp(states: dict[str, alerts.AlertState]) -> dict[str, Any]:
     }
 
 
+@requires("status:read")
 async def status(request: Request) -> JSONResponse:
     """The §7 metrics with their levels (ok/alert/critical), per-queue times against the
     §3 SLAs, the WhatsApp instance and the alerts currently announced."""
-    await require_scope(request, "status:read")
     snap, states = await _snapshot(request)
     body = {
         "status": snap.level,
@@ -223,7 +223,7 @@ async def metrics_endpoint(request: Request) -> Response:
     from prometheus_client import CONTENT_TYPE_LATEST
 
     if (env("CARINHO_METRICS_REQUIRE_KEY", "") or "").strip().lower() in {"1", "true", "yes", "on"}:
-        await require_scope(request, "status:read")
+        check_scope(request, "status:read")
     snap, states = await _snapshot(request)
     try:
         connection = await run_in_threadpool(request.app.state.store.whatsapp_connection_state)

@@ -1,48 +1,31 @@
-"""Direct submission: right after an event is committed (and acknowledged), the relay
-submits its run to Dagster itself (GraphQL ``launchRun``, the same tags the sensor
-would set), instead of waiting for the sensor's next tick.
-
-Exactly once: the relay first *claims* the event (a conditional UPDATE), launches,
-then writes the run id back. The dispatch sensor leaves freshly claimed events alone
-and is the safety net: when a submission failed or the relay crashed between commit
-and submit, the claim goes stale and the sensor dispatches the event (after checking
-that no run carries its ``carinho/event_id``). A slow or down Dagster never slows or
-fails ingestion: submission happens after the response, bounded, and gives up fast.
+"""The relay's direct submission: after an event is committed (and acknowledged), its
+run is submitted in the background, in queue-priority order, through
+:mod:`carinho_pipelines.events.submission` (claim, launch, record). A slow or down
+Dagster never slows or fails ingestion: submission happens after the response, bounded,
+and gives up fast; the dispatch sensor is the safety net.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 
-import httpx
-import sqlalchemy as sa
 from starlette.concurrency import run_in_threadpool
 
-from carinho_pipelines.catalogue import CATALOGUE
-from carinho_pipelines.queues import QUEUES
-from carinho_pipelines.settings import env
-from carinho_pipelines.tags import BY_RELAY, event_run_tags
-
-from . import dagster_gql
-from .store import EventStore, utcnow
-from .tables import events
+from carinho_pipelines.events import submission
+from carinho_pipelines.kernel.queues import QUEUES
+from carinho_pipelines.store import EventStore
+from carinho_pipelines.kernel.tags import BY_RELAY
 
 log = logging.getLogger("relay.submit")
 
-#: after this, a claim whose run never appeared is the sensor's to dispatch
-CLAIM_TTL = dt.timedelta(seconds=float(env("CARINHO_SUBMIT_CLAIM_SECONDS", "30") or 30))
-#: the whole launch must end well inside the claim's lifetime
-LAUNCH_TIMEOUT = httpx.Timeout(5.0, connect=1.0)
 #: launches in flight at once (the webserver creates runs in its thread pool)
 MAX_IN_FLIGHT = 4
 #: events waiting for a launch slot; beyond this they are left to the sensor
 MAX_WAITING = 2000
 
 
-def enabled() -> bool:
-    return (env("CARINHO_DIRECT_SUBMIT", "false") or "false").lower() in ("1", "true", "yes", "on")
+enabled = submission.enabled
 
 
 class Submitter:
@@ -82,55 +65,23 @@ class Submitter:
             finally:
                 waiting.task_done()
 
+    async def close(self) -> None:
+        """At shutdown: stop launching. The events still waiting were never claimed, so
+        the dispatch sensor dispatches them at its next tick; a launch already under way
+        ends within its timeout."""
+        workers, self._workers = self._workers, []
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        self._waiting = None
+
     async def drain(self) -> None:
         """Wait until every event handed to :meth:`submit` has been tried (tests, shutdown)."""
         if self._waiting is not None:
             await self._waiting.join()
 
     def claim(self, event_id: int) -> bool:
-        # only an unclaimed event: the relay does not check for an existing run, so a
-        # stale claim (the sensor's, or an earlier relay's) is the sensor's to resolve
-        return event_id in claim_events(self.store.engine, [event_id], utcnow(), take_over_stale=False)
+        return submission.claim(self.store, event_id)
 
     def submit_now(self, event_id: int, launched_by: str = BY_RELAY) -> str | None:
-        if not self.claim(event_id):
-            return None
-        event = self.store.get_event(event_id)
-        spec = CATALOGUE.get(event["event_type"]) if event else None
-        if spec is None:
-            return None
-        try:
-            run_id = dagster_gql.launch_job(spec.job_name, event_run_tags(event, launched_by), timeout=LAUNCH_TIMEOUT)
-        except (dagster_gql.DagsterUnavailable, dagster_gql.LaunchFailed) as exc:
-            log.warning("event %s not submitted (%s); the sensor will dispatch it", event_id, exc)
-            return None
-        with self.store.engine.begin() as conn:
-            conn.execute(
-                events.update()
-                .where(events.c.id == event_id, events.c.run_id.is_(None))
-                .values(run_id=run_id, dispatched_at=utcnow())
-            )
-        return run_id
-
-
-def claim_events(engine: sa.Engine, event_ids: list[int], now: dt.datetime, *, take_over_stale: bool) -> set[int]:
-    """The one claim taken before launching an event's run, by the relay and by the
-    dispatch sensor alike: of ``event_ids``, those due, not filtered, not dispatched and
-    not claimed (or, with ``take_over_stale``, whose claim went stale) are claimed now
-    and returned. Whoever holds the claim launches; the other skips."""
-    if not event_ids:
-        return set()
-    claimable = sa.not_(claim_is_fresh(now)) if take_over_stale else events.c.submit_claimed_at.is_(None)
-    with engine.begin() as conn:
-        return set(conn.execute(
-            events.update()
-            .where(events.c.id.in_(event_ids), events.c.run_id.is_(None), events.c.filtered_reason.is_(None),
-                   events.c.available_at <= now, claimable)
-            .values(submit_claimed_at=now)
-            .returning(events.c.id)
-        ).scalars())
-
-
-def claim_is_fresh(now: dt.datetime):
-    """SQL condition for the sensor: the relay is (still) submitting this event."""
-    return sa.and_(events.c.submit_claimed_at.is_not(None), events.c.submit_claimed_at > now - CLAIM_TTL)
+        return submission.submit_now(self.store, event_id, launched_by)

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import threading
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,48 +17,36 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from carinho_pipelines import settings, tags as run_tag
+from carinho_pipelines.kernel import settings, tags as run_tag
+from carinho_pipelines.kernel.sync_registry import SYNCS as SYNC_REGISTRY
 
-from . import dagster_gql
-from .apikeys import audit, launched_by, require_scope
+from carinho_pipelines.platform import graphql_client
+from . import runs
+from .apikeys import audit, key_of, launched_by, requires
 from .errors import ApiError, invalid
 
 SAO_PAULO = ZoneInfo("America/Sao_Paulo")
-SYNC_TAG = run_tag.SYNC
 
-#: name → schedule; the same as carinho_pipelines.syncs (a test keeps the two equal; this
-#: copy spares the relay importing dagster)
-SYNCS: dict[str, dict[str, Any]] = {
-    "crm_operacao": {"schedule": "0 * * * *", "partitioned": False},
-    "operacao_financeiro": {"schedule": "0 23 * * *", "partitioned": True},
-    "crm_financeiro": {"schedule": "0 6,18 * * *", "partitioned": False},
-    "cuidadores_crm": {"schedule": "0 */4 * * *", "partitioned": False},
-}
+#: name → schedule, as ``GET /api/sync`` shows it: a view of the sync registry (the
+#: Dagster schedules are built from the same entries)
+SYNCS: dict[str, dict[str, Any]] = {s.name: {"schedule": s.cron, "partitioned": s.partitioned}
+                                    for s in SYNC_REGISTRY.values()}
 ACTIVE_STATUSES = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")
 COUNT_KEYS = ("read", "written", "skipped_already_synced", "invalid", "failed", "confirmed")
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 50
 
-_instances: dict[str, Any] = {}
-_lock = threading.Lock()
 
 
 run_tags = run_tag.sync_run_tags
 
 
 def instance() -> Any:
-    """The Dagster instance of ``DAGSTER_HOME`` (one per home, kept for the process)."""
-    home = os.environ.get("DAGSTER_HOME")
-    if not home:
+    """The relay's Dagster instance (:func:`relay.runs.instance`); 503 without ``DAGSTER_HOME``."""
+    if not runs.configured():
         raise ApiError(503, "dagster_unavailable", "DAGSTER_HOME is not set: the relay cannot see Dagster's runs",
                        headers={"Retry-After": "30"})
-    with _lock:
-        found = _instances.get(home)
-        if found is None:
-            from dagster import DagsterInstance
-
-            found = _instances[home] = DagsterInstance.get()
-        return found
+    return runs.instance()
 
 
 # -- reading runs -------------------------------------------------------------------------
@@ -75,7 +61,7 @@ def _statuses(names: tuple[str, ...]) -> list[Any]:
 def active_run(name: str) -> Any | None:
     from dagster import RunsFilter
 
-    runs = instance().get_runs(filters=RunsFilter(tags={SYNC_TAG: name}, statuses=_statuses(ACTIVE_STATUSES)), limit=1)
+    runs = instance().get_runs(filters=RunsFilter(tags={run_tag.SYNC: name}, statuses=_statuses(ACTIVE_STATUSES)), limit=1)
     return runs[0] if runs else None
 
 
@@ -128,7 +114,7 @@ def list_runs(name: str, limit: int) -> dict[str, Any]:
     from dagster import RunsFilter
 
     inst = instance()
-    records = inst.get_run_records(filters=RunsFilter(tags={SYNC_TAG: name}), limit=limit)
+    records = inst.get_run_records(filters=RunsFilter(tags={run_tag.SYNC: name}), limit=limit)
     runs = []
     for record in records:
         run = record.dagster_run
@@ -146,9 +132,9 @@ def list_runs(name: str, limit: int) -> dict[str, Any]:
             "finished_at": _iso(record.end_time),
             "counts": counts,
             "failed_items": failed_ids,
-            "run_url": dagster_gql.run_url(run.run_id),
+            "run_url": graphql_client.run_url(run.run_id),
         })
-    success = inst.get_run_records(filters=RunsFilter(tags={SYNC_TAG: name}, statuses=_statuses(("SUCCESS",))), limit=1)
+    success = inst.get_run_records(filters=RunsFilter(tags={run_tag.SYNC: name}, statuses=_statuses(("SUCCESS",))), limit=1)
     return {
         "name": name,
         "schedule": SYNCS[name]["schedule"],
@@ -163,9 +149,9 @@ def list_runs(name: str, limit: int) -> dict[str, Any]:
 # -- endpoints ------------------------------------------------------------------------------
 
 
+@requires("sync:read")
 async def list_syncs(request: Request) -> JSONResponse:
     """Each sync with its recent runs (newest first) and their counts."""
-    await require_scope(request, "sync:read")
     wanted = request.query_params.get("sync")
     if wanted is not None and wanted not in SYNCS:
         raise ApiError(404, "unknown_sync", f"no sync named {wanted!r}", known=list(SYNCS))
@@ -177,9 +163,10 @@ async def list_syncs(request: Request) -> JSONResponse:
     return JSONResponse({"syncs": syncs})
 
 
+@requires("sync:run")
 async def run_sync(request: Request) -> JSONResponse:
     """Start a sync now: 202 with the run id, 409 while a run of that sync is queued or running."""
-    key = await require_scope(request, "sync:run")
+    key = key_of(request)
     name = request.path_params["name"]
     if name not in SYNCS:
         raise ApiError(404, "unknown_sync", f"no sync named {name!r}", known=list(SYNCS))
@@ -188,21 +175,21 @@ async def run_sync(request: Request) -> JSONResponse:
     running = await run_in_threadpool(active_run, name)
     if running is not None:
         raise ApiError(409, "sync_running", f"{name} is already {running.status.value.lower()}",
-                       run_id=running.run_id, run_url=dagster_gql.run_url(running.run_id))
+                       run_id=running.run_id, run_url=graphql_client.run_url(running.run_id))
 
     tags = {**run_tags(name), run_tag.TRIGGER: "manual", run_tag.REQUESTED_BY: key.name,
             run_tag.LAUNCHED_BY: launched_by(request, key)}
     try:
-        run_id = await run_in_threadpool(dagster_gql.launch_job, name, tags, None, partition)
-    except dagster_gql.DagsterUnavailable as exc:
+        run_id = await run_in_threadpool(graphql_client.launch_job, name, tags, None, partition)
+    except graphql_client.DagsterUnavailable as exc:
         raise ApiError(503, "dagster_unavailable", str(exc), headers={"Retry-After": "10"}) from exc
-    except dagster_gql.LaunchFailed as exc:
+    except graphql_client.LaunchFailed as exc:
         raise ApiError(503, "launch_failed", str(exc), headers={"Retry-After": "30"}) from exc
     await run_in_threadpool(audit, request.app.state.store, key, "sync.run", name,
                             {"run_id": run_id, "partition": partition})
     return JSONResponse(
         {"run_id": run_id, "sync": name, "partition": partition, "status": "QUEUED",
-         "run_url": dagster_gql.run_url(run_id)},
+         "run_url": graphql_client.run_url(run_id)},
         status_code=202,
     )
 

@@ -1,6 +1,6 @@
 """Validating request bodies against the JSON Schemas ``/openapi.json`` publishes.
 
-The schemas come from the catalogue (:func:`carinho_pipelines.catalogue.payload_schema`)
+The schemas come from the catalogue (:func:`carinho_pipelines.kernel.catalogue.payload_schema`)
 and from :mod:`relay.schemas` (envelopes, Z-API callbacks); the relay checks bodies with
 those very schemas, so the reference cannot drift from what is enforced. Every problem
 is reported at once: a 422 carries ``fields``, one ``{"field", "reason"}`` per invalid or
@@ -16,8 +16,8 @@ from typing import Any, Iterable
 import jsonschema
 from jsonschema.exceptions import ValidationError
 
-from carinho_pipelines import catalogue
-from carinho_pipelines.privacy import normalize_phone
+from carinho_pipelines.kernel import catalogue
+from carinho_pipelines.kernel.privacy import normalize_phone
 
 from .errors import ApiError
 

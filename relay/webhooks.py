@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
+from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 import anyio
@@ -14,15 +14,15 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from carinho_pipelines import catalogue, settings
-from carinho_pipelines.privacy import mask_phone
+from carinho_pipelines.kernel import catalogue, settings
+from carinho_pipelines.kernel.privacy import mask_phone
 
 from . import normalise, schemas, validation
 from .auth import authenticate_system, authenticate_zapi, require_system, verify_signature
 from .bodies import read_json_object
 from .errors import ApiError
 from .group_commit import GroupCommitter
-from .store import Envelope, EventStore, StoreUnavailable
+from carinho_pipelines.store import Envelope, EventStore, StoreUnavailable
 
 log = logging.getLogger("relay.webhooks")
 
@@ -34,24 +34,14 @@ def _store(request: Request) -> EventStore:
 
 
 def _ingest_limiter(request: Request) -> anyio.CapacityLimiter:
-    """At most ``store.write_slots`` ingests at once (per app and event loop): the
+    """At most ``store.write_slots`` ingests at once (made by the app's lifespan): the
     others wait here, cheaply, instead of in threads queued on the connection pool."""
-    state = request.app.state
-    loop = asyncio.get_running_loop()
-    cached = getattr(state, "ingest_limiter", None)
-    if cached is None or cached[0] is not loop:
-        cached = state.ingest_limiter = (loop, anyio.CapacityLimiter(_store(request).write_slots))
-    return cached[1]
+    return request.app.state.ingest_limiter
 
 
 def _committer(request: Request) -> GroupCommitter:
-    """One group committer per app and event loop."""
-    state = request.app.state
-    loop = asyncio.get_running_loop()
-    cached = getattr(state, "group_committer", None)
-    if cached is None or cached[0] is not loop:
-        cached = state.group_committer = (loop, GroupCommitter(_store(request)))
-    return cached[1]
+    """The app's group committer (made and drained by its lifespan)."""
+    return request.app.state.group_committer
 
 
 async def commit(
@@ -132,38 +122,50 @@ async def _system_event(
 # -- dedicated routes -------------------------------------------------------------
 
 
-async def site_lead(request: Request) -> JSONResponse:
-    """Site form lead → ``lead.created``."""
-    return await _system_event(request, "site", "lead.created")
+@dataclass(frozen=True)
+class WebhookRoute:
+    """A system's dedicated route: the body is the event's payload (plus ``idempotency_key``)."""
 
-
-async def crm_client_registered(request: Request) -> JSONResponse:
-    """CRM client registered → ``client.registered``."""
-    return await _system_event(request, "crm", "client.registered")
-
-
-async def operacao_service_completed(request: Request) -> JSONResponse:
-    """Operação service completed → ``service.completed``."""
-    return await _system_event(request, "operacao", "service.completed")
+    path: str
+    #: the endpoint's name (the OpenAPI ``operationId``) and its summary
+    name: str
+    doc: str
+    system: str
+    #: the event type, or the body's ``status`` → type (the payment route)
+    event_type: str | dict[str, str]
+    extra_schema: dict[str, Any] = field(default_factory=lambda: schemas.WEBHOOK_EXTRAS)
+    #: the body field holding when it happened (``occurred_at`` and ``timestamp`` are tried too)
+    occurred_key: str = "occurred_at"
 
 
 PAYMENT_STATUSES = {"received": "payment.received", "paid": "payment.received", "failed": "payment.failed"}
 
+#: every dedicated route (CONTRACTS §2.2), one row each
+WEBHOOK_ROUTES: tuple[WebhookRoute, ...] = (
+    WebhookRoute("/webhooks/site/lead", "site_lead", "Site form lead → ``lead.created``.", "site", "lead.created"),
+    WebhookRoute("/webhooks/crm/client-registered", "crm_client_registered",
+                 "CRM client registered → ``client.registered``.", "crm", "client.registered"),
+    WebhookRoute("/webhooks/operacao/service-completed", "operacao_service_completed",
+                 "Operação service completed → ``service.completed``.", "operacao", "service.completed"),
+    WebhookRoute("/webhooks/financeiro/payment", "financeiro_payment",
+                 "Financeiro payment → ``payment.received`` (received/paid) or ``payment.failed``.",
+                 "financeiro", PAYMENT_STATUSES, extra_schema=schemas.PAYMENT_STATUS, occurred_key="paid_at"),
+    WebhookRoute("/webhooks/financeiro/payout", "financeiro_payout", "Financeiro payout processed → ``payout.processed``.",
+                 "financeiro", "payout.processed", occurred_key="processed_at"),
+    WebhookRoute("/webhooks/cuidadores/feedback", "cuidadores_feedback", "Cuidadores feedback → ``feedback.received``.",
+                 "cuidadores", "feedback.received"),
+)
 
-async def financeiro_payment(request: Request) -> JSONResponse:
-    """Financeiro payment → ``payment.received`` (received/paid) or ``payment.failed``."""
-    return await _system_event(request, "financeiro", PAYMENT_STATUSES,
-                               extra_schema=schemas.PAYMENT_STATUS, occurred_key="paid_at")
 
+def webhook_endpoint(route: WebhookRoute):
+    """The endpoint of one :class:`WebhookRoute`."""
+    async def endpoint(request: Request) -> JSONResponse:
+        return await _system_event(request, route.system, route.event_type, extra_schema=route.extra_schema,
+                                   occurred_key=route.occurred_key)
 
-async def financeiro_payout(request: Request) -> JSONResponse:
-    """Financeiro payout processed → ``payout.processed``."""
-    return await _system_event(request, "financeiro", "payout.processed", occurred_key="processed_at")
-
-
-async def cuidadores_feedback(request: Request) -> JSONResponse:
-    """Cuidadores feedback → ``feedback.received``."""
-    return await _system_event(request, "cuidadores", "feedback.received")
+    endpoint.__name__ = endpoint.__qualname__ = route.name
+    endpoint.__doc__ = route.doc
+    return endpoint
 
 
 # -- generic routes ---------------------------------------------------------------

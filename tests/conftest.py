@@ -9,7 +9,7 @@ from typing import Iterator
 import pytest
 import sqlalchemy as sa
 
-from carinho_pipelines import settings
+from carinho_pipelines.kernel import settings
 
 #: the suite fails if a process it started outlives it (tests/leftovers.py)
 pytest_plugins = ["tests.leftovers"]
@@ -50,7 +50,7 @@ def pg_database() -> Iterator:
 @pytest.fixture(scope="session")
 def sandbox():
     """The simulators (real HTTP servers), shared by the session; fixtures reset them."""
-    from carinho_pipelines.sandbox import Sandbox
+    from carinho_sandbox import Sandbox
 
     sb = Sandbox(base_port=0).start()
     yield sb
@@ -89,7 +89,7 @@ def hub_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_url(request: pytest.FixtureRequest, tmp_path, pg_database) -> str:
     """A migrated event store, on both supported databases."""
-    from relay.migrate import upgrade
+    from carinho_pipelines.store.migrate import upgrade
 
     url = f"sqlite:///{tmp_path / 'events.db'}" if request.param == "sqlite" else pg_database()
     upgrade(url)

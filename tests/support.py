@@ -8,9 +8,13 @@ import threading
 import time
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import uvicorn
+
+#: the repository checkout the tests run from (workspace.yaml, deploy/, .importlinter)
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -26,7 +30,7 @@ class ServerThread:
         self.port = port or free_port()
         kwargs = {"log_config": log_config} if log_config is not None else {}
         self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="info", lifespan="off", **kwargs)
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="info", lifespan="on", **kwargs)
         )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.url = f"http://127.0.0.1:{self.port}"

@@ -1,4 +1,4 @@
-"""Dagster's storage on pooled connections (carinho_pipelines/dagster_storage.py): the
+"""Dagster's storage on pooled connections (carinho_pipelines/platform/storage.py): the
 same data as dagster-postgres's stock storage, a handful of connections instead of one
 per statement, and no failure when PostgreSQL drops the pooled connections."""
 
@@ -10,8 +10,8 @@ from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 from dagster._core.storage.dagster_run import DagsterRun
 from dagster_postgres import DagsterPostgresStorage
 
-from carinho_pipelines import dagster_storage
-from carinho_pipelines.instance import prepare_dagster_home
+from carinho_pipelines.platform import storage as dagster_storage
+from carinho_pipelines.platform.instance import prepare_dagster_home
 from tests.conftest import PG_ADMIN_URL
 
 

@@ -12,15 +12,16 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from carinho_pipelines import catalogue, feedback_links, templates
-from carinho_pipelines.business_hours import feedback_due
-from carinho_pipelines.catalogue import Action
-from carinho_pipelines.errors import ActionError
-from carinho_pipelines.privacy import normalize_phone
-from carinho_pipelines.settings import HUB_SOURCE, WHATSAPP_SOURCE
-from relay.store import Envelope, EventStore, as_utc, utcnow
+from carinho_pipelines.kernel import catalogue, templates
+from carinho_pipelines.events import feedback_links
+from carinho_pipelines.kernel.business_hours import feedback_due
+from carinho_pipelines.kernel.catalogue import Action
+from carinho_pipelines.kernel.errors import ActionError
+from carinho_pipelines.kernel.privacy import normalize_phone
+from carinho_pipelines.kernel.settings import HUB_SOURCE, WHATSAPP_SOURCE
+from carinho_pipelines.store import Envelope, EventStore, as_utc, utcnow
 
-from . import ledger, whatsapp
+from . import ledger, whatsapp_outbox
 
 AUTO_REPLY_WINDOW = dt.timedelta(hours=24)
 UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign")
@@ -65,7 +66,7 @@ def _phone(value: Any) -> str | None:
 def _whatsapp(ctx: ActionContext, phone: str | None, kind: str, body: dict[str, Any], *, guard: bool = False) -> dict[str, Any]:
     if not phone:
         return skipped("no phone")
-    row = ledger.outbox_enqueue(
+    row = whatsapp_outbox.outbox_enqueue(
         ctx.store,
         event_id=ctx.event_id,
         action=ctx.action.name,
@@ -79,9 +80,9 @@ def _whatsapp(ctx: ActionContext, phone: str | None, kind: str, body: dict[str, 
     if row["status"] == "failed":
         # Z-API refused it and a person re-executed the run (after fixing the cause):
         # try again, with the phone as the event has it now
-        ledger.outbox_finish(ctx.store, row["id"], "pending")
+        whatsapp_outbox.outbox_finish(ctx.store, row["id"], "pending")
         row = {**row, "status": "pending"}
-    return whatsapp.deliver(ctx.store, ctx.resources["zapi"], row)
+    return whatsapp_outbox.deliver(ctx.store, ctx.resources["zapi"], row)
 
 
 # -- forwards --------------------------------------------------------------------------
@@ -278,7 +279,7 @@ def _feedback_attribution(ctx: ActionContext) -> dict[str, Any]:
     ref = ctx.payload.get("reference_message_id")
     if ctx.event["source"] != WHATSAPP_SOURCE or not ref:
         return {}
-    sent = ledger.outbox_by_message_id(ctx.store, ref)
+    sent = whatsapp_outbox.outbox_by_message_id(ctx.store, ref)
     if sent is None:
         return {}
     request = ctx.store.get_event(sent["event_id"]) or {}

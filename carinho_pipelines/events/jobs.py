@@ -1,6 +1,6 @@
 """One job per catalogued event type; one op per action; ``depends_on`` as edges.
 
-Everything here is derived from :data:`carinho_pipelines.catalogue.CATALOGUE`.
+Everything here is derived from :data:`carinho_pipelines.kernel.catalogue.CATALOGUE`.
 """
 
 from __future__ import annotations
@@ -23,13 +23,14 @@ from dagster import (
 from dagster import DependencyDefinition
 from sqlalchemy.exc import OperationalError
 
-from carinho_pipelines import breakers, tags
+from carinho_pipelines.destinations import breakers
+from carinho_pipelines.kernel import tags
 from carinho_pipelines.dlq import dlq_on_failure
-from carinho_pipelines.settings import SYSTEMS
-from carinho_pipelines.catalogue import CATALOGUE, Action, EventType
-from carinho_pipelines.errors import ActionError
-from carinho_pipelines.privacy import mask_payload
-from carinho_pipelines.retries import MAX_RETRIES, retry_policy, wait_seconds
+from carinho_pipelines.kernel.settings import SYSTEMS
+from carinho_pipelines.kernel.catalogue import CATALOGUE, Action, EventType
+from carinho_pipelines.kernel.errors import ActionError
+from carinho_pipelines.kernel.privacy import mask_payload
+from carinho_pipelines.events.retries import MAX_RETRIES, retry_policy, wait_seconds
 
 from . import ledger
 from .actions import ActionContext, implementation

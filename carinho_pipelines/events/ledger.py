@@ -1,6 +1,6 @@
 """The fan-out's bookkeeping in the event store (plain SQLAlchemy, no Dagster):
-the per-action ledger, derived events, dispatch marks, the WhatsApp outbox and the
-auto-reply guard."""
+the per-action ledger, derived events, dispatch marks and the auto-reply guard (the
+WhatsApp outbox has its own module, :mod:`.whatsapp_outbox`)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from carinho_pipelines import tags
-from carinho_pipelines.errors import ActionError
-from relay.store import Envelope, EventStore, Ingested, utcnow
-from relay.tables import auto_reply_guard, event_actions, events, whatsapp_outbox
+from carinho_pipelines.kernel import tags
+from carinho_pipelines.kernel.errors import ActionError
+from carinho_pipelines.store import Envelope, EventStore, Ingested, utcnow
+from carinho_pipelines.store.tables import auto_reply_guard, event_actions, events
 
 #: ledger statuses after which an action is never run again
 DONE = ("succeeded", "skipped", "held")
@@ -91,12 +91,12 @@ def emit_event(store: EventStore, env: Envelope) -> Ingested:
     it receives, instead of waiting up to a sensor tick (5 s: the whole SLA of
     ``integrations-high``). Delayed events, duplicates and a failed submission are the
     dispatch sensor's, as ever."""
-    from relay import submit
+    from . import submission
 
     stored = store.ingest(env)
-    if submit.enabled() and not stored.duplicate and env.available_at is None:
+    if submission.enabled() and not stored.duplicate and env.available_at is None:
         try:
-            submit.Submitter(store).submit_now(stored.event_id, launched_by=tags.BY_EVENT_RUN)
+            submission.submit_now(store, stored.event_id, launched_by=tags.BY_EVENT_RUN)
         except Exception:  # noqa: BLE001 - the event is stored; the sensor will dispatch it
             log.exception("direct submission of derived event %s failed; the sensor will dispatch it",
                           stored.event_id)
@@ -109,7 +109,7 @@ def emit_event(store: EventStore, env: Envelope) -> Ingested:
 def due_events(store: EventStore, now: dt.datetime, limit: int) -> list[dict[str, Any]]:
     """Events to dispatch: not filtered, not yet marked dispatched, due by ``now``, and
     not being submitted by the relay right now (a fresh direct-submission claim)."""
-    from relay.submit import claim_is_fresh
+    from carinho_pipelines.store.claims import claim_is_fresh
 
     with store.engine.connect() as conn:
         rows = conn.execute(
@@ -125,7 +125,7 @@ def due_events(store: EventStore, now: dt.datetime, limit: int) -> list[dict[str
 def claimed_undispatched(store: EventStore, now: dt.datetime, limit: int) -> list[int]:
     """Events freshly claimed (by the relay or a sensor tick) whose run id is not yet
     written back: the sensor looks for their runs to mark them dispatched."""
-    from relay.submit import claim_is_fresh
+    from carinho_pipelines.store.claims import claim_is_fresh
 
     with store.engine.connect() as conn:
         return list(conn.execute(
@@ -158,83 +158,3 @@ def claim_auto_reply(conn: sa.Connection, dialect: str, phone: str, now: dt.date
         where=auto_reply_guard.c.last_sent_at <= now - window,
     ).returning(auto_reply_guard.c.phone)
     return conn.execute(stmt).first() is not None
-
-
-# -- WhatsApp outbox ----------------------------------------------------------------
-
-
-def outbox_enqueue(
-    store: EventStore,
-    *,
-    event_id: int,
-    action: str,
-    phone: str,
-    kind: str,
-    body: dict[str, Any],
-    guard: tuple[str, dt.timedelta] | None = None,
-) -> dict[str, Any] | None:
-    """The outbox row of (event, action), created if new. With ``guard`` (phone,
-    window) the row is only created when the auto-reply guard allows it, in the same
-    transaction; returns None when the guard refused."""
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    insert = postgresql.insert if store.dialect == "postgresql" else sqlite.insert
-    now = utcnow()
-    with store.engine.begin() as conn:
-        existing = conn.execute(
-            sa.select(whatsapp_outbox).where(whatsapp_outbox.c.event_id == event_id, whatsapp_outbox.c.action == action)
-        ).mappings().first()
-        if existing is not None:
-            return dict(existing)
-        if guard is not None and not claim_auto_reply(conn, store.dialect, guard[0], now, guard[1]):
-            return None
-        conn.execute(
-            insert(whatsapp_outbox)
-            .values(event_id=event_id, action=action, phone=phone, kind=kind, body=body, status="pending", created_at=now)
-            .on_conflict_do_nothing(index_elements=["event_id", "action"])
-        )
-        row = conn.execute(
-            sa.select(whatsapp_outbox).where(whatsapp_outbox.c.event_id == event_id, whatsapp_outbox.c.action == action)
-        ).mappings().one()
-    return dict(row)
-
-
-def outbox_claim(store: EventStore, outbox_id: int) -> bool:
-    """pending → sending, atomically: only one sender sends a message."""
-    with store.engine.begin() as conn:
-        result = conn.execute(
-            whatsapp_outbox.update()
-            .where(whatsapp_outbox.c.id == outbox_id, whatsapp_outbox.c.status == "pending")
-            .values(status="sending", attempts=whatsapp_outbox.c.attempts + 1)
-        )
-    return result.rowcount == 1
-
-
-def outbox_finish(store: EventStore, outbox_id: int, status: str, *, message_id: str | None = None, error: str | None = None) -> None:
-    values: dict[str, Any] = {"status": status, "last_error": error}
-    if status == "sent":
-        values.update(message_id=message_id, sent_at=utcnow())
-    with store.engine.begin() as conn:
-        conn.execute(whatsapp_outbox.update().where(whatsapp_outbox.c.id == outbox_id).values(**values))
-
-
-def outbox_pending(store: EventStore, limit: int = 100) -> list[dict[str, Any]]:
-    with store.engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(whatsapp_outbox).where(whatsapp_outbox.c.status == "pending").order_by(whatsapp_outbox.c.id).limit(limit)
-        ).mappings().all()
-    return [dict(r) for r in rows]
-
-
-def outbox_by_message_id(store: EventStore, message_id: str) -> dict[str, Any] | None:
-    with store.engine.connect() as conn:
-        row = conn.execute(sa.select(whatsapp_outbox).where(whatsapp_outbox.c.message_id == message_id)).mappings().first()
-    return dict(row) if row else None
-
-
-def outbox_counts(store: EventStore) -> dict[str, int]:
-    with store.engine.connect() as conn:
-        rows = conn.execute(sa.select(whatsapp_outbox.c.status, sa.func.count()).group_by(whatsapp_outbox.c.status)).all()
-    return {status: int(n) for status, n in rows}
-
-

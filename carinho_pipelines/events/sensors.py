@@ -1,6 +1,8 @@
-"""The dispatch sensor (event store → one run per event) and the WhatsApp outbox flush."""
+"""The dispatch sensor: event store → one run per event."""
 
 from __future__ import annotations
+
+import datetime as dt
 
 from dagster import (
     DefaultSensorStatus,
@@ -9,23 +11,16 @@ from dagster import (
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
-    in_process_executor,
-    job,
-    op,
     sensor,
 )
-from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 
-from carinho_pipelines import tags
-from carinho_pipelines.dlq import dlq_on_failure
-from carinho_pipelines.queues import NOTIFICATIONS, QUEUES
-from relay.store import utcnow
-from relay.submit import claim_events
+from carinho_pipelines.kernel import tags
+from carinho_pipelines.store import EventStore, utcnow
+from carinho_pipelines.store.claims import claim_events
 
-from . import ledger, whatsapp
+from . import ledger
 from .jobs import EVENT_JOBS, run_tags
-from .store_resource import EventStoreResource
-from carinho_pipelines.resources import ZApiResource
+from carinho_pipelines.resources.event_store import EventStoreResource
 
 BATCH = 200
 
@@ -43,8 +38,12 @@ def event_dispatch_sensor(context: SensorEvaluationContext, event_store: EventSt
     = event id, deduplicated by Dagster per sensor forever, so restarts, a lost dispatch
     mark or a cursor reset never launch a second run. An event is marked dispatched (run
     id written back) once its run exists — including a run submitted by the relay."""
-    store = event_store.store
-    now = utcnow()
+    return dispatch_tick(context, event_store.store, utcnow())
+
+
+def dispatch_tick(context: SensorEvaluationContext, store: EventStore, now: dt.datetime):
+    """One tick of :func:`event_dispatch_sensor` at ``now`` (the sensor passes the
+    clock; a test passes any instant)."""
     due = ledger.due_events(store, now, BATCH)
     launching = ledger.claimed_undispatched(store, now, BATCH)
     if not due and not launching:
@@ -74,46 +73,3 @@ def event_dispatch_sensor(context: SensorEvaluationContext, event_store: EventSt
         return SkipReason("nothing to launch: due events are dispatched or being submitted")
     cursor = max([int(context.cursor or 0), *(int(r.run_key) for r in requests)])
     return SensorResult(run_requests=requests, cursor=str(cursor))
-
-
-# -- WhatsApp outbox -------------------------------------------------------------------
-
-
-@op(required_resource_keys={"event_store", "zapi"})
-def send_held_whatsapp_messages(context) -> None:
-    """Sends the messages kept while WhatsApp was unavailable, oldest first."""
-    whatsapp.forget_status()
-    result = whatsapp.flush(context.resources.event_store.store, context.resources.zapi)
-    context.log.info(f"outbox flush: {result}")
-
-
-@job(
-    name="flush_whatsapp_outbox",
-    executor_def=in_process_executor,
-    tags={tags.QUEUE: NOTIFICATIONS, tags.PRIORITY: str(QUEUES[NOTIFICATIONS].priority)},
-    hooks={dlq_on_failure},
-    description="Send WhatsApp messages held in the outbox during an outage.",
-)
-def flush_whatsapp_outbox():
-    send_held_whatsapp_messages()
-
-
-@sensor(
-    name="whatsapp_outbox_sensor",
-    job=flush_whatsapp_outbox,
-    minimum_interval_seconds=30,
-    default_status=DefaultSensorStatus.RUNNING,
-    description="When messages are held and the instance is connected again, flush them.",
-)
-def whatsapp_outbox_sensor(context: SensorEvaluationContext, event_store: EventStoreResource, zapi: ZApiResource):
-    pending = ledger.outbox_pending(event_store.store, limit=1)
-    if not pending:
-        return SkipReason("outbox empty")
-    in_flight = context.instance.get_runs(
-        filters=RunsFilter(job_name="flush_whatsapp_outbox", statuses=list(IN_PROGRESS_RUN_STATUSES)), limit=1
-    )
-    if in_flight:
-        return SkipReason("a flush is already running")
-    if not whatsapp.instance_ready(zapi, fresh=True):
-        return SkipReason("messages held: WhatsApp still unavailable")
-    return RunRequest(run_key=None, tags={tags.LAUNCHED_BY: tags.BY_OUTBOX_SENSOR})

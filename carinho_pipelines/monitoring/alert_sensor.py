@@ -9,10 +9,10 @@ from urllib.parse import quote
 
 from dagster import DagsterRunStatus, DefaultSensorStatus, RunsFilter, SensorEvaluationContext, SkipReason, sensor
 
-from carinho_pipelines import tags
-from carinho_pipelines.events.store_resource import EventStoreResource
+from carinho_pipelines.kernel import tags
+from carinho_pipelines.resources.event_store import EventStoreResource
 from carinho_pipelines.resources import EmailResource
-from relay.store import EventStore, utcnow
+from carinho_pipelines.store import EventStore, utcnow
 
 from . import alerts, metrics, thresholds
 from .thresholds import ESCALATION, OK

@@ -17,10 +17,10 @@ from typing import Any, Iterable
 
 import sqlalchemy as sa
 
-from carinho_pipelines.business_hours import SAO_PAULO
-from carinho_pipelines.errors import ActionError
-from relay.store import EventStore, as_utc, utcnow
-from relay.tables import monitoring_alerts
+from carinho_pipelines.kernel.business_hours import SAO_PAULO
+from carinho_pipelines.kernel.errors import ActionError
+from carinho_pipelines.store import EventStore, as_utc, utcnow
+from carinho_pipelines.store.tables import monitoring_alerts
 
 from . import thresholds
 

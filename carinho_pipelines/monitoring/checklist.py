@@ -26,10 +26,10 @@ from dagster import (
     in_process_executor,
 )
 
-from carinho_pipelines import tags
-from carinho_pipelines.business_hours import SAO_PAULO
-from carinho_pipelines.queues import LOW, QUEUES
-from relay.store import EventStore, as_utc, utcnow
+from carinho_pipelines.kernel import tags
+from carinho_pipelines.kernel.business_hours import SAO_PAULO
+from carinho_pipelines.kernel.queues import LOW, QUEUES
+from carinho_pipelines.store import EventStore, as_utc, utcnow
 
 from . import metrics, thresholds, whatsapp_health
 from .alert_sensor import runs_link
@@ -163,7 +163,7 @@ def build_report(store: EventStore, instance: Any, zapi: Any, now: dt.datetime |
 
 
 def _scheduled_time(context: Any) -> dt.datetime:
-    raw = context.run.tags.get("dagster/scheduled_execution_time")
+    raw = context.run.tags.get(tags.SCHEDULED_EXECUTION_TIME)
     return as_utc(dt.datetime.fromisoformat(raw)) if raw else utcnow()
 
 

@@ -35,10 +35,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from carinho_pipelines import breakers, catalogue, settings, tags
-from carinho_pipelines.queues import QUEUES, RETRY
-from relay.store import EventStore, as_utc, utcnow
-from relay.tables import event_actions, events, whatsapp_outbox
+from carinho_pipelines.destinations import breakers
+from carinho_pipelines.kernel import catalogue, settings, tags
+from carinho_pipelines.kernel.queues import QUEUES, RETRY
+from carinho_pipelines.store import EventStore, as_utc, utcnow
+from carinho_pipelines.store.tables import event_actions, events, whatsapp_outbox
 
 from . import thresholds
 from .thresholds import OK, THRESHOLDS
@@ -185,7 +186,7 @@ def snapshot(store: EventStore, instance: Any | None, now: dt.datetime | None = 
         return Snapshot(now, metrics, queues, dagster=False, actions=actions, breakers=breaker_states)
 
     from dagster import DagsterRunStatus, RunsFilter
-    from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
+    from carinho_pipelines.platform.dagster_internals import IN_PROGRESS_RUN_STATUSES
 
     # -- runs queued or in progress ------------------------------------------------------
     waiting_statuses = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, *IN_PROGRESS_RUN_STATUSES]

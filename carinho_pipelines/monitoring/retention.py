@@ -34,12 +34,12 @@ from dagster import (
     op,
 )
 
-from carinho_pipelines import tags
-from carinho_pipelines.privacy import mask_phone
-from carinho_pipelines.queues import LOW, QUEUES
-from carinho_pipelines.settings import env
-from relay.store import EventStore, utcnow
-from relay.tables import events, whatsapp_outbox
+from carinho_pipelines.kernel import tags
+from carinho_pipelines.kernel.privacy import mask_phone
+from carinho_pipelines.kernel.queues import LOW, QUEUES
+from carinho_pipelines.kernel.settings import env
+from carinho_pipelines.store import EventStore, utcnow
+from carinho_pipelines.store.tables import events, whatsapp_outbox
 
 BATCH = 500
 #: at most this many runs deleted per job run (the rest next night)
@@ -124,8 +124,7 @@ def purge_runs(instance: Any, now: dt.datetime | None = None, days: int | None =
 
 
 def purge_ticks(instance: Any, now: dt.datetime | None = None) -> dict[str, Any]:
-    from dagster._core.definitions.run_request import InstigatorType
-    from dagster._core.scheduler.instigation import TickStatus
+    from carinho_pipelines.platform.dagster_internals import InstigatorType, TickStatus
 
     now = now or utcnow()
     skipped_days = _days("CARINHO_TICK_RETENTION_SKIPPED_DAYS", 7)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from carinho_pipelines.settings import env
+from carinho_pipelines.kernel.settings import env
 
 OK, ALERT, CRITICAL = "ok", "alert", "critical"
 #: escalation level of each status level

@@ -27,11 +27,11 @@ from dagster import (
     sensor,
 )
 
-from carinho_pipelines.errors import ActionError
-from carinho_pipelines.events.store_resource import EventStoreResource
+from carinho_pipelines.kernel.errors import ActionError
+from carinho_pipelines.resources.event_store import EventStoreResource
 from carinho_pipelines.resources import EmailResource, ZApiResource
-from relay.store import EventStore, as_utc, utcnow
-from relay.tables import whatsapp_connection, whatsapp_outbox
+from carinho_pipelines.store import EventStore, as_utc, utcnow
+from carinho_pipelines.store.tables import whatsapp_connection, whatsapp_outbox
 
 from . import alerts, thresholds
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dagster import ConfigurableResource, EnvVar
 
-from ..log_redaction import install_log_redaction
-from ..settings import SYSTEMS, env
+from carinho_pipelines.kernel.log_redaction import install_log_redaction
+from carinho_pipelines.kernel.settings import SYSTEMS, env
 from .email import EmailResource
 from .http import HttpResource, InternalApiResource, unwrap
 from .systems import (

@@ -19,10 +19,10 @@ from typing import Any, ClassVar
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field
 
-from .. import templates
-from ..errors import ERROR, INVALID, REJECTED, UNAVAILABLE, ActionError
-from ..log_redaction import register_secret
-from ..privacy import mask_email
+from carinho_pipelines.kernel import templates
+from carinho_pipelines.kernel.errors import ERROR, INVALID, REJECTED, UNAVAILABLE, ActionError
+from carinho_pipelines.kernel.log_redaction import register_secret
+from carinho_pipelines.kernel.privacy import mask_email
 from .http import scrub
 
 logger = logging.getLogger("carinho_pipelines.resources")

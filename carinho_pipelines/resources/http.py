@@ -3,7 +3,7 @@
 One ``httpx.Client`` per resource instance, created on first use and closed when the
 run tears its resources down; every client of the process shares one TLS context
 (building one loads the CA bundle: ~30 ms of CPU, which a warm run worker would
-otherwise pay for each run). Failures become :class:`~carinho_pipelines.errors.ActionError`
+otherwise pay for each run). Failures become :class:`~carinho_pipelines.kernel.errors.ActionError`
 with the class that decides retry versus manual review.
 """
 
@@ -23,9 +23,16 @@ import httpx
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field, PrivateAttr
 
-from ..errors import ERROR, UNAVAILABLE, ActionError, error_class_for_status, parse_retry_after, summarize_body
-from ..privacy import mask_in_text, pii_values
-from ..log_redaction import install_log_redaction, redact, register_secret
+from carinho_pipelines.kernel.errors import (
+    ERROR,
+    UNAVAILABLE,
+    ActionError,
+    error_class_for_status,
+    parse_retry_after,
+    summarize_body,
+)
+from carinho_pipelines.kernel.privacy import mask_in_text, pii_values
+from carinho_pipelines.kernel.log_redaction import install_log_redaction, redact, register_secret
 
 __all__ = [
     "HttpResource",

@@ -8,10 +8,6 @@ Standard-Webhooks style when the system's ``CARINHO_<SYS>_WEBHOOK_SECRET`` is se
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
 import json
 import time
 from collections.abc import Mapping
@@ -23,7 +19,8 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field
 
-from ..privacy import normalize_phone
+from carinho_pipelines.kernel import signatures
+from carinho_pipelines.kernel.privacy import normalize_phone
 from .http import InternalApiResource, Pager
 
 JsonObject = dict[str, Any]
@@ -69,21 +66,8 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def webhook_secret_key(secret: str) -> bytes:
-    """The HMAC key of a Standard Webhooks secret ``whsec_<base64>``."""
-    raw = secret.removeprefix("whsec_")
-    try:
-        return base64.b64decode(raw, validate=True)
-    except (binascii.Error, ValueError):
-        # not base64: use the configured string itself rather than refuse to sign
-        return raw.encode("utf-8")
-
-
-def sign_standard_webhook(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
-    """``v1,<base64 HMAC-SHA256 of "id.timestamp.body">``."""
-    signed = f"{msg_id}.{timestamp}.".encode() + body
-    digest = hmac.new(webhook_secret_key(secret), signed, hashlib.sha256).digest()
-    return "v1," + base64.b64encode(digest).decode("ascii")
+webhook_secret_key = signatures.secret_key
+sign_standard_webhook = signatures.sign
 
 
 def signature_headers(secret: str, msg_id: str, body: bytes, *, timestamp: int | None = None) -> dict[str, str]:
@@ -93,7 +77,7 @@ def signature_headers(secret: str, msg_id: str, body: bytes, *, timestamp: int |
         "webhook-timestamp": str(ts),
         "webhook-signature": sign_standard_webhook(secret, msg_id, ts, body),
         # the legacy scheme, for inboxes that only know it (hex HMAC of the body, secret as configured)
-        "X-Webhook-Signature": hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest(),
+        "X-Webhook-Signature": signatures.legacy_signature(secret, body),
     }
 
 

@@ -11,8 +11,8 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from ..errors import ERROR, INVALID, REJECTED, ActionError
-from ..privacy import normalize_phone
+from carinho_pipelines.kernel.errors import ERROR, INVALID, REJECTED, ActionError
+from carinho_pipelines.kernel.privacy import normalize_phone
 from .http import HttpResource, scrub
 
 DEFAULT_ZAPI_BASE_URL = "https://api.z-api.io"

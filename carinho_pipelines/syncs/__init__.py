@@ -24,7 +24,7 @@ import dagster
 
 from . import crm_financeiro, crm_operacao, cuidadores_crm, operacao_financeiro
 from .checks import freshness_checks
-from .common import LEDGER_KEY, SYNC_TAG, run_tags
+from .common import LEDGER_KEY, run_tags
 from .engine import SyncConfig
 from .ledger import SyncLedger, SyncLedgerResource
 from .schedules import SYNCS, TIMEZONE, freshness_job, jobs, schedules
@@ -42,7 +42,6 @@ defs = dagster.Definitions(
 __all__ = [
     "LEDGER_KEY",
     "SYNC_NAMES",
-    "SYNC_TAG",
     "SYNCS",
     "TIMEZONE",
     "SyncConfig",

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from dagster import MetadataValue, TableColumn, TableRecord, TableSchema
 
-from ..privacy import mask_payload
+from carinho_pipelines.kernel.privacy import mask_payload
 
 if TYPE_CHECKING:
     import pandas as pd

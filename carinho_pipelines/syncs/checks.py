@@ -21,8 +21,9 @@ from dagster import (
     asset_check,
 )
 
+from carinho_pipelines.kernel import tags as run_tags_module
+
 from . import crm_financeiro, crm_operacao, cuidadores_crm, operacao_financeiro
-from .common import SYNC_TAG
 
 CHECK_NAME = "last_successful_run_recent"
 
@@ -46,7 +47,7 @@ FRESHNESS: tuple[Freshness, ...] = (
 
 def last_runs(instance, sync: str) -> tuple[object | None, object | None]:
     """``(last successful run record, last run record)`` of a sync."""
-    tags = {SYNC_TAG: sync}
+    tags = {run_tags_module.SYNC: sync}
     success = instance.get_run_records(RunsFilter(tags=tags, statuses=[DagsterRunStatus.SUCCESS]), limit=1)
     latest = instance.get_run_records(RunsFilter(tags=tags), limit=1)
     return (success[0] if success else None), (latest[0] if latest else None)

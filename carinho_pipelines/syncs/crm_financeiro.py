@@ -12,16 +12,18 @@ from typing import Any
 
 from dagster import AssetExecutionContext, AssetKey, AssetSpec, multi_asset
 
-from .. import tags
+from carinho_pipelines.kernel import tags
 from ..resources import CrmResource, FinanceiroResource
 from ..resources.http import Pager
+from carinho_pipelines.kernel.sync_registry import SYNCS as SYNC_REGISTRY
 from .common import SyncSpec, run_sync, stale_pending_check, system_group
 from .engine import Item, SyncConfig, wire_id
 from .ledger import SyncLedgerResource
 
 NAME = "crm_financeiro"
-SOURCE_KEY = AssetKey(["crm", "pending_billing_setups"])
-TARGET_KEY = AssetKey(["financeiro", "billing_setups"])
+REGISTERED = SYNC_REGISTRY[NAME]
+SOURCE_KEY = AssetKey([REGISTERED.source, "pending_billing_setups"])
+TARGET_KEY = AssetKey([REGISTERED.writes[0], "billing_setups"])
 
 source = AssetSpec(
     SOURCE_KEY,
@@ -68,7 +70,7 @@ stale_spec, stale_evaluate = stale_pending_check(TARGET_KEY, "billing_setup", dt
 
 SPEC = SyncSpec(
     name=NAME,
-    source_system="crm",
+    source_system=REGISTERED.source,
     columns=("id", "client_id", "billing_type", "value", "payment_method"),
     required=("id", "client_id", "billing_type", "value", "payment_method"),
     numeric=("value",),

@@ -12,16 +12,18 @@ from typing import Any
 
 from dagster import AssetExecutionContext, AssetKey, AssetSpec, multi_asset
 
-from .. import tags
+from carinho_pipelines.kernel import tags
 from ..resources import CrmResource, OperacaoResource
 from ..resources.http import Pager
+from carinho_pipelines.kernel.sync_registry import SYNCS as SYNC_REGISTRY
 from .common import SyncSpec, run_sync, stale_pending_check, system_group
 from .engine import Item, SyncConfig, wire_id
 from .ledger import SyncLedgerResource
 
 NAME = "crm_operacao"
-SOURCE_KEY = AssetKey(["crm", "pending_schedules"])
-TARGET_KEY = AssetKey(["operacao", "schedules"])
+REGISTERED = SYNC_REGISTRY[NAME]
+SOURCE_KEY = AssetKey([REGISTERED.source, "pending_schedules"])
+TARGET_KEY = AssetKey([REGISTERED.writes[0], "schedules"])
 
 source = AssetSpec(
     SOURCE_KEY,
@@ -69,7 +71,7 @@ stale_spec, stale_evaluate = stale_pending_check(TARGET_KEY, "schedule", dt.time
 
 SPEC = SyncSpec(
     name=NAME,
-    source_system="crm",
+    source_system=REGISTERED.source,
     columns=("id", "client_id", "contract_id", "service_type", "start_date", "end_date", "preferences"),
     required=("id", "client_id", "contract_id", "service_type", "start_date"),
     numeric=(),

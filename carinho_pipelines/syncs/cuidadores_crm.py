@@ -12,16 +12,18 @@ from typing import Any
 
 from dagster import AssetExecutionContext, AssetKey, AssetSpec, multi_asset
 
-from .. import tags
+from carinho_pipelines.kernel import tags
 from ..resources import CrmResource, CuidadoresResource
 from ..resources.http import Pager
+from carinho_pipelines.kernel.sync_registry import SYNCS as SYNC_REGISTRY
 from .common import SyncSpec, run_sync, stale_pending_check, system_group
 from .engine import Item, SyncConfig
 from .ledger import SyncLedgerResource
 
 NAME = "cuidadores_crm"
-SOURCE_KEY = AssetKey(["cuidadores", "pending_updates"])
-TARGET_KEY = AssetKey(["crm", "caregiver_updates"])
+REGISTERED = SYNC_REGISTRY[NAME]
+SOURCE_KEY = AssetKey([REGISTERED.source, "pending_updates"])
+TARGET_KEY = AssetKey([REGISTERED.writes[0], "caregiver_updates"])
 
 source = AssetSpec(
     SOURCE_KEY,
@@ -69,7 +71,7 @@ stale_spec, stale_evaluate = stale_pending_check(TARGET_KEY, "update", dt.timede
 
 SPEC = SyncSpec(
     name=NAME,
-    source_system="cuidadores",
+    source_system=REGISTERED.source,
     columns=("id", "caregiver_id", "changes", "updated_at"),
     required=("id", "caregiver_id", "changes"),
     numeric=(),

@@ -34,7 +34,7 @@ from typing import Any
 from dagster import Config
 from pydantic import Field
 
-from ..errors import ERROR, UNAVAILABLE, ActionError
+from carinho_pipelines.kernel.errors import ERROR, UNAVAILABLE, ActionError
 from ..resources.http import scrub
 from .batch import PREVIEW_ROWS
 from .ledger import SyncLedger

@@ -19,10 +19,10 @@ from dagster import ConfigurableResource
 from pydantic import Field
 from sqlalchemy.engine import Engine
 
-from relay.store import _insert, as_utc, make_engine, utcnow
-from relay.tables import sync_ledger
+from carinho_pipelines.store import dialect_insert as _insert, as_utc, make_engine, utcnow
+from carinho_pipelines.store.tables import sync_ledger
 
-from .. import settings
+from carinho_pipelines.kernel import settings
 
 #: keys per ``IN (...)`` (SQLite's variable limit is the tightest)
 _CHUNK = 500

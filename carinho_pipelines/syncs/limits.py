@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 
-from .. import settings
+from carinho_pipelines.kernel import settings
 
 ENV = "CARINHO_SYNC_CONCURRENCY"
 

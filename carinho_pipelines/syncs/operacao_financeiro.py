@@ -24,18 +24,20 @@ from dagster import (
     multi_asset,
 )
 
-from .. import settings, tags
+from carinho_pipelines.kernel import settings, tags
 from ..resources import FinanceiroResource, OperacaoResource
 from ..resources.http import Pager
 from .crm_operacao import TARGET_KEY as SCHEDULES_KEY
+from carinho_pipelines.kernel.sync_registry import SYNCS as SYNC_REGISTRY
 from .common import Batch, SyncSpec, run_sync, system_group
 from .engine import Item, SyncConfig, wire_id
 from .ledger import SyncLedgerResource
 
 NAME = "operacao_financeiro"
-SOURCE_KEY = AssetKey(["operacao", "completed_services"])
-INVOICES_KEY = AssetKey(["financeiro", "invoices"])
-BILLED_KEY = AssetKey(["operacao", "services_billed"])
+REGISTERED = SYNC_REGISTRY[NAME]
+SOURCE_KEY = AssetKey([REGISTERED.source, "completed_services"])
+INVOICES_KEY = AssetKey([REGISTERED.writes[0], "invoices"])
+BILLED_KEY = AssetKey([REGISTERED.writes[1], "services_billed"])
 DUE_IN_DAYS = 3
 TIMEZONE = "America/Sao_Paulo"
 
@@ -136,7 +138,7 @@ def _evaluate(done: Batch) -> list[AssetCheckResult]:
 
 SPEC = SyncSpec(
     name=NAME,
-    source_system="operacao",
+    source_system=REGISTERED.source,
     columns=("id", "client_id", "service_type", "hours", "hourly_rate", "total", "extras", "completed_at", "billed"),
     required=("id", "client_id", "total"),
     numeric=("hours", "hourly_rate", "total"),

@@ -17,22 +17,19 @@ from dagster import (
     schedule,
 )
 
-from .. import settings, tags
+from carinho_pipelines.kernel import settings, tags
+from carinho_pipelines.kernel.queues import LOW, QUEUES
+from carinho_pipelines.kernel.sync_registry import SYNCS as SYNC_REGISTRY, TIMEZONE
+
 from ..dlq import dlq_on_failure
-from ..queues import LOW, QUEUES
 from . import crm_financeiro, crm_operacao, cuidadores_crm, operacao_financeiro
 from .checks import freshness_checks
 from .common import run_tags
 
-TIMEZONE = "America/Sao_Paulo"
-
-#: sync name → (module, cron); one source of truth for jobs, schedules and the relay
-SYNCS = {
-    crm_operacao.NAME: (crm_operacao, "0 * * * *"),
-    operacao_financeiro.NAME: (operacao_financeiro, "0 23 * * *"),
-    crm_financeiro.NAME: (crm_financeiro, "0 6,18 * * *"),
-    cuidadores_crm.NAME: (cuidadores_crm, "0 */4 * * *"),
-}
+#: sync name → (module, cron), in the registry's order (kernel/sync_registry.py holds
+#: the schedules; the modules hold the assets)
+_MODULES = {m.NAME: m for m in (crm_operacao, operacao_financeiro, crm_financeiro, cuidadores_crm)}
+SYNCS = {name: (_MODULES[name], sync.cron) for name, sync in SYNC_REGISTRY.items()}
 
 _FRESHNESS_SELECTION = AssetSelection.checks(*freshness_checks)
 
@@ -53,13 +50,6 @@ def sync_job(name: str):  # an unresolved asset job: resources come with the cod
 
 jobs = {name: sync_job(name) for name in SYNCS}
 
-
-def sync_destinations(name: str) -> list[str]:
-    """The systems a sync calls (its source and where it writes): the DLQ re-drive
-    waits until all of them are healthy."""
-    spec = SYNCS[name][0].SPEC
-    keys = [spec.written_key, *([spec.confirmed_key] if spec.confirmed_key else [])]
-    return sorted({spec.source_system, *(k.path[0] for k in keys)})
 
 freshness_job = define_asset_job(
     name="sync_freshness",

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ActionError
+from carinho_pipelines.kernel.errors import ActionError
 from . import batch
 from .engine import Caller, Item
 from .ledger import SyncLedger
@@ -23,7 +23,7 @@ from .ledger import SyncLedger
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .common import SyncSpec
+    from .spec import SyncSpec
 
 #: invalid items named in the run's log line
 LOGGED_INVALID = 20

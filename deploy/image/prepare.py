@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from carinho_pipelines.instance import prepare_dagster_home
+from carinho_pipelines.platform.instance import prepare_dagster_home
 
 ROLE_FILE = Path("/tmp/carinho-role")
 

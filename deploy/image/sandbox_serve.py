@@ -18,8 +18,8 @@ CONTROL = f"http://127.0.0.1:{BASE + 9}"
 
 
 def main() -> None:
-    from carinho_pipelines.sandbox import PORT_OFFSETS, Sandbox
-    from carinho_pipelines.sandbox.mailbox import Mailbox
+    from carinho_sandbox import PORT_OFFSETS, Sandbox
+    from carinho_sandbox.mailbox import Mailbox
 
     relay = f"http://127.0.0.1:{os.environ.get('CARINHO_RELAY_PORT', '8000')}"
     sb = Sandbox(host="127.0.0.1", base_port=BASE).start()

@@ -15,8 +15,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from carinho_pipelines.instance import celery_worker_commands, instance_config
-from carinho_pipelines.queues import QUEUES
+from carinho_pipelines.platform.instance import celery_worker_commands, instance_config
+from carinho_pipelines.kernel.queues import QUEUES
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 KUBERNETES_VERSION = "1.33.0"

@@ -15,11 +15,12 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 
-from carinho_pipelines.instance import REPO_ROOT, prepare_dagster_home
-from carinho_pipelines.sandbox import Sandbox
+from carinho_pipelines.platform.instance import prepare_dagster_home
+from tests.support import REPO_ROOT
+from carinho_sandbox import Sandbox
 from relay.app import create_app
-from relay.migrate import upgrade
-from relay.store import EventStore
+from carinho_pipelines.store.migrate import upgrade
+from carinho_pipelines.store import EventStore
 from tests.support import MailSink, ServerThread, free_port
 
 API_KEY = "e2e-ops-key"

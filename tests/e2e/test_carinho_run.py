@@ -18,8 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from carinho_pipelines.sandbox.control import ControlClient
-from carinho_pipelines.sandbox.server import PORT_OFFSETS
+from carinho_sandbox.control import ControlClient
+from carinho_sandbox.server import PORT_OFFSETS
 from carinho_pipelines.supervisor import port_in_use
 from tests.support import free_port
 

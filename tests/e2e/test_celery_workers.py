@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance, RunsFilter
 
-from carinho_pipelines import tags
-from carinho_pipelines.instance import celery_worker_commands, prepare_dagster_home
+from carinho_pipelines.kernel import tags
+from carinho_pipelines.platform.instance import celery_worker_commands, prepare_dagster_home
 from carinho_pipelines.supervisor import celery_worker_answers
 from tests.support import free_port
 

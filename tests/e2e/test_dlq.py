@@ -6,7 +6,7 @@ breaker and the failed events are re-driven automatically once it is back."""
 import sqlalchemy as sa
 from dagster import DagsterInstance
 
-from relay.tables import audit_log
+from carinho_pipelines.store.tables import audit_log
 from tests.support import wait_for
 
 KEY = {"X-API-Key": "e2e-ops-key"}

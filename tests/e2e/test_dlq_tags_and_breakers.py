@@ -14,9 +14,10 @@ import time
 
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
-from carinho_pipelines import breakers, tags
-from relay import dagster_gql
-from relay.store import Envelope, utcnow
+from carinho_pipelines.destinations import breakers
+from carinho_pipelines.kernel import tags
+from carinho_pipelines.platform import graphql_client
+from carinho_pipelines.store import Envelope, utcnow
 from tests.support import wait_for
 
 KEY = {"X-API-Key": "e2e-ops-key"}
@@ -77,7 +78,7 @@ def test_the_ui_dlq_filter_lists_exactly_the_api_dlq_and_runs_say_who_launched_t
         # retried through the API, and from the UI (Re-execute → From failure copies the parent's tags)
         retried = stack.http.post(f"/api/dlq/{api_item['id']}/retry", headers=KEY)
         assert retried.status_code == 202, retried.text
-        ui_child = dagster_gql.launch_reexecution(ui_item["id"], {}, use_parent_run_tags=True)
+        ui_child = graphql_client.launch_reexecution(ui_item["id"], {}, use_parent_run_tags=True)
         assert instance.get_run_by_id(ui_child).tags[tags.DLQ] == "open"  # what the UI copied
         for event_id in (by_api, by_ui, sensed):
             assert stack.wait_status(event_id, {"succeeded"})["status"] == "succeeded"
@@ -123,9 +124,9 @@ query Ticks($selector: SensorSelector!) {
 
 def _redrive_ticks() -> list[dict]:
     """The re-drive sensor's ticks as the Dagster UI reads them (GraphQL)."""
-    location, repository = dagster_gql.find_job("event_lead_updated")
+    location, repository = graphql_client.find_job("event_lead_updated")
     selector = {"repositoryLocationName": location, "repositoryName": repository, "sensorName": "dlq_redrive_sensor"}
-    result = dagster_gql.query(TICKS, {"selector": selector})["sensorOrError"]
+    result = graphql_client.query(TICKS, {"selector": selector})["sensorOrError"]
     assert result["__typename"] == "Sensor", result
     return result["sensorState"]["ticks"]
 

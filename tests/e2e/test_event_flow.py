@@ -4,7 +4,8 @@ import time
 
 from dagster import DagsterInstance, RunsFilter
 
-from carinho_pipelines import tags
+from carinho_pipelines.kernel import tags
+from carinho_pipelines.store import Envelope, utcnow
 
 PHONE = "5511988887777"
 
@@ -45,7 +46,11 @@ def test_site_lead_is_fanned_out_by_the_daemon_exactly_once_across_restarts(stac
     stack.start_daemon()
     for sid in stream:
         assert stack.wait_status(sid, {"succeeded", "failed"})["status"] == "succeeded"
-    time.sleep(6)  # at least one more sensor tick after the restart
+    # wait for a sensor tick after the restart: an event stored behind the relay's back
+    # (no direct submission) runs only once the restarted daemon's sensor dispatches it
+    marker = stack.store.ingest(Envelope("lead.updated", "crm", f"after-restart-{time.time_ns()}", "integrations",
+                                         {"id": 99}, utcnow())).event_id
+    assert stack.wait_status(marker, {"succeeded", "failed"})["status"] == "succeeded"
     assert len(_runs_of(stack, event_id)) == 1
     assert [len(_runs_of(stack, sid)) for sid in stream] == [1] * 6
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from dagster import DagsterInstance
 
-from carinho_pipelines import tags
+from carinho_pipelines.kernel import tags
 from tests.e2e.conftest import API_KEY, READER_KEY
 from tests.support import wait_for
 

@@ -8,13 +8,13 @@ from typing import Any, Iterator
 import pytest
 from dagster import DagsterInstance
 
-from carinho_pipelines.events import whatsapp
+from carinho_pipelines.events import whatsapp_outbox
 from carinho_pipelines.events.jobs import EVENT_JOBS, run_tags
-from carinho_pipelines.events.store_resource import EventStoreResource
+from carinho_pipelines.resources.event_store import EventStoreResource
 from carinho_pipelines.resources import build_resources
-from carinho_pipelines.sandbox import Sandbox
-from relay.migrate import upgrade
-from relay.store import Envelope, EventStore, utcnow
+from carinho_sandbox import Sandbox
+from carinho_pipelines.store.migrate import upgrade
+from carinho_pipelines.store import Envelope, EventStore, utcnow
 from tests.support import MailSink
 
 
@@ -31,7 +31,7 @@ class Hub:
 
     def event(self, event_type: str, source: str, payload: dict, key: str | None = None, queue: str | None = None,
               available_at=None) -> int:
-        from carinho_pipelines.catalogue import queue_for
+        from carinho_pipelines.kernel.catalogue import queue_for
 
         env = Envelope(event_type, source, key or f"test:{event_type}:{utcnow().timestamp()}:{id(payload)}",
                        queue or queue_for(event_type), payload, utcnow(), available_at=available_at)
@@ -63,6 +63,6 @@ def hub(sandbox: Sandbox, smtp, pg_database, tmp_path, monkeypatch: pytest.Monke
         monkeypatch.setenv(key, value)
     url = pg_database()
     upgrade(url)
-    whatsapp.forget_status()
+    whatsapp_outbox.forget_status()
     with DagsterInstance.ephemeral() as instance:
         yield Hub(sandbox, url, instance, sink)

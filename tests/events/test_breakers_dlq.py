@@ -2,9 +2,11 @@
 
 import datetime as dt
 
-from carinho_pipelines import breakers, dlq, tags
+from carinho_pipelines.destinations import breakers
+from carinho_pipelines import dlq
+from carinho_pipelines.kernel import tags
 from carinho_pipelines.events import ledger
-from relay.store import utcnow
+from carinho_pipelines.store import utcnow
 
 
 def test_breaker_opens_after_five_failures_in_the_window_and_one_probe_closes_it(hub):
@@ -14,7 +16,7 @@ def test_breaker_opens_after_five_failures_in_the_window_and_one_probe_closes_it
     assert breakers.allow(store, "crm", now)
     assert breakers.record_failure(store, "crm", now + dt.timedelta(seconds=5)) == "open"
     assert not breakers.allow(store, "crm", now + dt.timedelta(seconds=30))
-    later = now + dt.timedelta(seconds=5) + breakers.OPEN_FOR
+    later = now + dt.timedelta(seconds=5) + breakers.open_for()
     assert breakers.healthy(store, "crm", later)
     assert breakers.allow(store, "crm", later)  # the probe
     assert not breakers.allow(store, "crm", later)  # only one
@@ -34,8 +36,8 @@ def test_a_half_open_probe_that_fails_reopens(hub):
     now = utcnow()
     for _ in range(5):
         breakers.record_failure(hub.store, "crm", now)
-    assert breakers.allow(hub.store, "crm", now + breakers.OPEN_FOR)
-    assert breakers.record_failure(hub.store, "crm", now + breakers.OPEN_FOR) == "open"
+    assert breakers.allow(hub.store, "crm", now + breakers.open_for())
+    assert breakers.record_failure(hub.store, "crm", now + breakers.open_for()) == "open"
 
 
 def test_open_breaker_fails_actions_fast_without_calling(hub):
@@ -64,7 +66,7 @@ def test_dlq_lists_annotates_filters_and_archives_failed_runs(hub):
     assert failure.error_class == "invalid" and failure.failed_ops == ["forward_crm"]
     assert failure.responses["forward_crm"]["status"] == 422
     tagged = hub.instance.get_run_by_id(run.run_id).tags
-    assert tagged[dlq.ERROR_CLASS_TAG] == "invalid" and tagged[dlq.FAILED_OPS_TAG] == "forward_crm"
+    assert tagged[tags.ERROR_CLASS] == "invalid" and tagged[tags.FAILED_OPS] == "forward_crm"
     item = dlq.item(hub.instance, hub.instance.get_run_by_id(run.run_id))
     assert item["kind"] == "event" and item["event_type"] == "lead.updated" and item["attempts"] == 1
     assert dlq.failed_runs(hub.instance, error_class="unavailable") == []

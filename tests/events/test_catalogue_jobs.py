@@ -1,9 +1,9 @@
 """Everything derives from the catalogue: a job per type, an op per action, the edges."""
 
-from carinho_pipelines.catalogue import CATALOGUE
+from carinho_pipelines.kernel.catalogue import CATALOGUE
 from carinho_pipelines.events.actions import implementation
 from carinho_pipelines.events.jobs import EVENT_JOBS
-from carinho_pipelines.queues import QUEUES
+from carinho_pipelines.kernel.queues import QUEUES
 
 
 def test_every_event_type_has_a_job_whose_ops_are_its_actions():
@@ -23,7 +23,7 @@ def test_every_event_type_has_a_job_whose_ops_are_its_actions():
 
 
 def test_retry_policy_keeps_the_backoff_well_inside_each_queues_sla():
-    from carinho_pipelines.retries import MAX_RETRIES, base_delay, wait_seconds
+    from carinho_pipelines.events.retries import MAX_RETRIES, base_delay, wait_seconds
 
     for name, queue in QUEUES.items():
         worst = sum(wait_seconds(name, n) for n in range(MAX_RETRIES)) * 1.0

@@ -8,10 +8,11 @@ import pytest
 from click.testing import CliRunner
 from dagster import DagsterInstance, ReexecutionOptions, RunsFilter, build_reconstructable_job, execute_job
 
-from carinho_pipelines import dlq, tags
+from carinho_pipelines import dlq
+from carinho_pipelines.kernel import tags
 from carinho_pipelines.cli import main
 from carinho_pipelines.events.jobs import run_tags
-from carinho_pipelines.instance import prepare_dagster_home
+from carinho_pipelines.platform.instance import prepare_dagster_home
 
 
 @pytest.fixture
@@ -53,7 +54,7 @@ def test_a_ui_reexecution_from_failure_takes_the_item_out_of_the_dlq(hub, instan
     # the UI copied the parent's tags, DLQ state and launcher included; both are put right
     assert instance.get_run_by_id(child).tags[tags.LAUNCHED_BY] == "dagster_ui"
     assert set(dlq.clear_failure_tags(instance, instance.get_run_by_id(child))) == {
-        tags.DLQ, dlq.ERROR_CLASS_TAG, dlq.FAILED_OPS_TAG, dlq.DESTINATIONS_TAG}
+        tags.DLQ, tags.ERROR_CLASS, tags.FAILED_OPS, tags.FAILED_DESTINATIONS}
     assert not set(tags.FAILURE_TAGS) & set(instance.get_run_by_id(child).tags)
     assert [c["status"] for c in hub.calls("crm", "POST", "/api/v1/webhooks/events")] == [422, 202]
 
@@ -61,7 +62,7 @@ def test_a_ui_reexecution_from_failure_takes_the_item_out_of_the_dlq(hub, instan
 def test_migrate_tags_fixes_runs_tagged_before_the_dlq_tag_meant_the_dlq(hub, instance, tmp_path):
     # what runs looked like before: every run launched with carinho/dlq=open, and
     # re-executions with empty error tags
-    legacy = {tags.DLQ: "open", dlq.ERROR_CLASS_TAG: "", dlq.FAILED_OPS_TAG: "", dlq.DESTINATIONS_TAG: ""}
+    legacy = {tags.DLQ: "open", tags.ERROR_CLASS: "", tags.FAILED_OPS: "", tags.FAILED_DESTINATIONS: ""}
     ok_id, ok = _run(hub, instance, hub.event("lead.updated", "crm", {"id": 3}))
     assert ok
     instance.add_run_tags(ok_id, legacy)
@@ -69,7 +70,7 @@ def test_migrate_tags_fixes_runs_tagged_before_the_dlq_tag_meant_the_dlq(hub, in
     failed_id, ok = _run(hub, instance, hub.event("lead.updated", "crm", {"id": 4}))
     assert not ok
     dlq.remove_run_tags(instance, failed_id, [tags.DLQ])  # a failure the old sensor never tagged
-    instance.add_run_tags(failed_id, {dlq.DESTINATIONS_TAG: ""})
+    instance.add_run_tags(failed_id, {tags.FAILED_DESTINATIONS: ""})
     open_runs = lambda: {r.run_id for r in instance.get_runs(filters=RunsFilter(tags={tags.DLQ: "open"}))}  # noqa: E731
     assert open_runs() == {ok_id}
 
@@ -79,8 +80,8 @@ def test_migrate_tags_fixes_runs_tagged_before_the_dlq_tag_meant_the_dlq(hub, in
     assert "1 successful run(s) cleared of DLQ tags, 1 failed run(s) put in the DLQ" in migrated.output
     assert not set(tags.FAILURE_TAGS) & set(instance.get_run_by_id(ok_id).tags)
     failed = instance.get_run_by_id(failed_id).tags
-    assert failed[tags.DLQ] == "open" and failed[dlq.ERROR_CLASS_TAG] == "invalid"
-    assert failed[dlq.DESTINATIONS_TAG] == "crm"
+    assert failed[tags.DLQ] == "open" and failed[tags.ERROR_CLASS] == "invalid"
+    assert failed[tags.FAILED_DESTINATIONS] == "crm"
     assert open_runs() == {r.run_id for r in dlq.failed_runs(instance)} == {failed_id}
     again = runner.invoke(main, ["dlq", "migrate-tags"])
     assert "0 successful run(s) cleared of DLQ tags, 0 failed run(s) put in the DLQ, 0 with empty tags" in again.output

@@ -2,7 +2,7 @@
 
 from dagster import DagsterEventType
 
-from carinho_pipelines.events import ledger, whatsapp
+from carinho_pipelines.events import ledger, whatsapp_outbox
 from carinho_pipelines.resources import ZApiResource
 
 PHONE = "5511988887777"
@@ -62,25 +62,25 @@ def test_retries_exhausted_leave_a_failed_run_classified_unavailable(hub):
 
 def test_whatsapp_messages_are_held_while_disconnected_and_sent_once_when_back(hub):
     hub.sb.zapi.disconnect()
-    whatsapp.forget_status()
+    whatsapp_outbox.forget_status()
     try:
         eid = hub.event("client.registered", "crm", {"id": 2, "name": "Bia", "phone": PHONE})
         assert hub.run(eid).success
         assert ledger.get_action(hub.store, eid, "whatsapp_welcome").status == "held"
         assert hub.sb.zapi.sent() == []
-        assert ledger.outbox_counts(hub.store) == {"pending": 1}
+        assert whatsapp_outbox.outbox_counts(hub.store) == {"pending": 1}
         env = hub.sb.env()
         zapi = ZApiResource(base_url=env["ZAPI_BASE_URL"], instance_id=env["ZAPI_INSTANCE_ID"],
                             token=env["ZAPI_TOKEN"], client_token=env["ZAPI_CLIENT_TOKEN"])
-        assert whatsapp.flush(hub.store, zapi) == {"sent": 0, "held": 1, "failed": 0}
+        assert whatsapp_outbox.flush(hub.store, zapi) == {"sent": 0, "held": 1, "failed": 0}
     finally:
         hub.sb.zapi.connect()
-    whatsapp.forget_status()
-    assert whatsapp.flush(hub.store, zapi) == {"sent": 1, "held": 0, "failed": 0}
-    assert whatsapp.flush(hub.store, zapi) == {"sent": 0, "held": 0, "failed": 0}
+    whatsapp_outbox.forget_status()
+    assert whatsapp_outbox.flush(hub.store, zapi) == {"sent": 1, "held": 0, "failed": 0}
+    assert whatsapp_outbox.flush(hub.store, zapi) == {"sent": 0, "held": 0, "failed": 0}
     [sent] = hub.sb.zapi.sent()
     assert sent["phone"] == PHONE
-    assert ledger.outbox_counts(hub.store) == {"sent": 1}
+    assert whatsapp_outbox.outbox_counts(hub.store) == {"sent": 1}
     # the event's run is not repeated: the welcome stays held-then-sent, once
     assert hub.run(eid).success
     assert len(hub.sb.zapi.sent()) == 1
@@ -88,21 +88,21 @@ def test_whatsapp_messages_are_held_while_disconnected_and_sent_once_when_back(h
 
 def test_zapi_unreachable_holds_the_message_too(hub):
     hub.sb.down("zapi")
-    whatsapp.forget_status()
+    whatsapp_outbox.forget_status()
     try:
         eid = hub.event("service.completed", "operacao", {"id": 9, "client_id": 1, "client_phone": PHONE})
         assert hub.run(eid).success
         assert ledger.get_action(hub.store, eid, "whatsapp_service_completed").status == "held"
     finally:
         hub.sb.up("zapi")
-    assert ledger.outbox_counts(hub.store) == {"pending": 1}
+    assert whatsapp_outbox.outbox_counts(hub.store) == {"pending": 1}
 
 
 def test_a_message_zapi_refused_is_sent_when_a_person_reruns_the_event(hub):
     env = hub.sb.env()
     zapi = ZApiResource(base_url=env["ZAPI_BASE_URL"], instance_id=env["ZAPI_INSTANCE_ID"], token=env["ZAPI_TOKEN"],
                         client_token=env["ZAPI_CLIENT_TOKEN"])
-    assert whatsapp.instance_ready(zapi)  # connected (cached), so the send itself is refused
+    assert whatsapp_outbox.instance_ready(zapi)  # connected (cached), so the send itself is refused
     hub.sb.fail("zapi", status=400, count=1)
     eid = hub.event("service.completed", "operacao", {"id": 11, "client_id": 1, "client_phone": PHONE})
     assert not hub.run(eid).success

@@ -2,11 +2,11 @@
 
 import datetime as dt
 
-from carinho_pipelines import templates
-from carinho_pipelines.business_hours import SAO_PAULO
+from carinho_pipelines.kernel import templates
+from carinho_pipelines.kernel.business_hours import SAO_PAULO
 from carinho_pipelines.events import ledger
-from carinho_pipelines.feedback_links import verify_token
-from carinho_pipelines.sandbox.seed import EXISTING_LEAD_PHONE
+from carinho_pipelines.events.feedback_links import verify_token
+from carinho_sandbox.seed import EXISTING_LEAD_PHONE
 
 PHONE = "5511988887777"
 

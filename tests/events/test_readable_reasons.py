@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from carinho_pipelines import dlq
 from carinho_pipelines.events import ledger
-from carinho_pipelines.privacy import mask_in_text, mask_response, pii_values
+from carinho_pipelines.kernel.privacy import mask_in_text, mask_response, pii_values
 from tests.support import ServerThread
 
 LEAD = {"id": 1, "name": "Maria da Silva", "phone": "5511988887777", "email": "maria.silva@exemplo.com.br",

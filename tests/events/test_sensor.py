@@ -1,20 +1,25 @@
 """The dispatch sensor: due events only, tags, exactly-once bookkeeping."""
 
 import datetime as dt
+from types import SimpleNamespace
 
-from dagster import build_sensor_context
+from dagster import SkipReason, build_sensor_context
 
-from carinho_pipelines import tags
+from carinho_pipelines.kernel import tags
 from carinho_pipelines.events import ledger
-from carinho_pipelines.events.sensors import event_dispatch_sensor
-from carinho_pipelines.events.store_resource import EventStoreResource
-from relay.store import Envelope, utcnow
+from carinho_pipelines.events.sensors import dispatch_tick, event_dispatch_sensor
+from carinho_pipelines.resources.event_store import EventStoreResource
+from carinho_pipelines.store import Envelope, utcnow
 
 
-def evaluate(hub, cursor=None):
+def evaluate(hub, cursor=None, now=None):
+    """A tick of the dispatch sensor; at ``now`` (the sensor's clock, injected) if given."""
     context = build_sensor_context(instance=hub.instance, cursor=cursor,
                                    resources={"event_store": EventStoreResource(database_url=hub.store_url)})
-    return event_dispatch_sensor.evaluate_tick(context)
+    if now is None:
+        return event_dispatch_sensor.evaluate_tick(context)
+    result = dispatch_tick(context, hub.store, now)
+    return SimpleNamespace(run_requests=[] if isinstance(result, SkipReason) else result.run_requests)
 
 
 def test_one_run_request_per_due_event_keyed_by_event_id_with_queue_tags(hub):
@@ -46,15 +51,12 @@ def test_an_event_whose_run_exists_is_marked_dispatched_and_not_requested_again(
 def test_delayed_events_are_dispatched_once_due(hub):
     eid = hub.event("feedback.requested", "hub", {"service_id": 1}, available_at=utcnow() + dt.timedelta(seconds=1))
     assert evaluate(hub).run_requests == []
-    import time
-
-    time.sleep(1.2)
-    assert [r.run_key for r in evaluate(hub).run_requests] == [str(eid)]
+    assert [r.run_key for r in evaluate(hub, now=utcnow() + dt.timedelta(seconds=1.2)).run_requests] == [str(eid)]
 
 
 def test_outbox_sensor_flushes_only_when_messages_wait_and_whatsapp_is_back(hub):
-    from carinho_pipelines.events import whatsapp
-    from carinho_pipelines.events.sensors import whatsapp_outbox_sensor
+    from carinho_pipelines.events import whatsapp_outbox
+    from carinho_pipelines.events.whatsapp_outbox import whatsapp_outbox_sensor
     from carinho_pipelines.resources import ZApiResource
 
     env = hub.sb.env()
@@ -68,7 +70,7 @@ def test_outbox_sensor_flushes_only_when_messages_wait_and_whatsapp_is_back(hub)
 
     assert tick().run_requests == []  # nothing held
     hub.sb.zapi.disconnect()
-    whatsapp.forget_status()
+    whatsapp_outbox.forget_status()
     assert hub.run(hub.event("client.registered", "crm", {"id": 4, "name": "Bia", "phone": "5511988887777"})).success
     assert tick().run_requests == []  # held, but WhatsApp is still down
     hub.sb.zapi.connect()
@@ -112,7 +114,7 @@ def test_a_stale_claim_is_taken_over_by_the_sensor(hub, monkeypatch):
     eid = hub.event("lead.created", "site", {"phone": "5511988887777"})
     assert submit.Submitter(hub.store).claim(eid)  # then the relay died before launching
     assert evaluate(hub).run_requests == []
-    monkeypatch.setattr(submit, "CLAIM_TTL", dt.timedelta(seconds=0))
+    monkeypatch.setenv("CARINHO_SUBMIT_CLAIM_SECONDS", "0")
     assert [r.run_key for r in evaluate(hub).run_requests] == [str(eid)]
 
 

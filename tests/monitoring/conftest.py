@@ -14,14 +14,14 @@ import sqlalchemy as sa
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, in_process_executor, job, op
 from dagster._core.utils import make_new_run_id
 
-from carinho_pipelines import tags
-from carinho_pipelines.events import whatsapp
-from carinho_pipelines.events.store_resource import EventStoreResource
+from carinho_pipelines.kernel import tags
+from carinho_pipelines.events import whatsapp_outbox
+from carinho_pipelines.resources.event_store import EventStoreResource
 from carinho_pipelines.resources import EmailResource, ZApiResource, build_resources
-from carinho_pipelines.sandbox import Sandbox
-from relay.migrate import upgrade
-from relay.store import Envelope, EventStore, utcnow
-from relay.tables import events, metadata
+from carinho_sandbox import Sandbox
+from carinho_pipelines.store.migrate import upgrade
+from carinho_pipelines.store import Envelope, EventStore, utcnow
+from carinho_pipelines.store.tables import events, metadata
 from tests.support import MailSink
 
 
@@ -132,7 +132,7 @@ def mon(sandbox: Sandbox, smtp, migrated_db: str, monkeypatch: pytest.MonkeyPatc
     with sa.create_engine(url).begin() as conn:  # a clean store, without the cost of a new database per test
         names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
         conn.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY")
-    whatsapp.forget_status()
+    whatsapp_outbox.forget_status()
     with DagsterInstance.ephemeral() as instance:
         m = Mon(sandbox, url, instance, sink)
         yield m

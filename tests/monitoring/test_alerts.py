@@ -6,10 +6,10 @@ import datetime as dt
 
 from dagster import build_sensor_context
 
-from carinho_pipelines import tags
+from carinho_pipelines.kernel import tags
 from carinho_pipelines.monitoring import alerts
 from carinho_pipelines.monitoring.alert_sensor import check_thresholds, monitoring_alerts_sensor
-from relay.store import utcnow
+from carinho_pipelines.store import utcnow
 
 OPERACAO, DEV, GESTAO = "operacao@carinho.com.vc", "dev@carinho.com.vc", "gestao@carinho.com.vc"
 

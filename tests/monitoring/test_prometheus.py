@@ -23,13 +23,13 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from carinho_pipelines import breakers
+from carinho_pipelines.destinations import breakers
 from carinho_pipelines.events import ledger
 from carinho_pipelines.monitoring import prometheus, thresholds
-from carinho_pipelines.queues import QUEUES
+from carinho_pipelines.kernel.queues import QUEUES
 from relay import runs
 from relay.app import create_app
-from relay.store import EventStore
+from carinho_pipelines.store import EventStore
 from tests.support import ServerThread, free_port
 
 MONITORING = Path(__file__).resolve().parents[2] / "deploy" / "monitoring"

@@ -8,10 +8,10 @@ import datetime as dt
 import sqlalchemy as sa
 from dagster import DagsterInstance, DagsterRunStatus, Definitions
 
-from carinho_pipelines.events import ledger
+from carinho_pipelines.events import whatsapp_outbox as outbox
 from carinho_pipelines.monitoring import defs, retention
-from relay.store import utcnow
-from relay.tables import events, whatsapp_outbox
+from carinho_pipelines.store import utcnow
+from carinho_pipelines.store.tables import events, whatsapp_outbox
 
 
 def _age(mon, event_id: int, days: float, due_in_days: float | None = None) -> None:
@@ -22,7 +22,7 @@ def _age(mon, event_id: int, days: float, due_in_days: float | None = None) -> N
 
 
 def _outbox(mon, event_id: int, status: str, days: float) -> int:
-    row = ledger.outbox_enqueue(mon.store, event_id=event_id, action="whatsapp_welcome", phone="5511988887777",
+    row = outbox.outbox_enqueue(mon.store, event_id=event_id, action="whatsapp_welcome", phone="5511988887777",
                                 kind="text", body={"message": "Olá, Maria!"})
     with mon.store.engine.begin() as conn:
         conn.execute(whatsapp_outbox.update().where(whatsapp_outbox.c.id == row["id"])

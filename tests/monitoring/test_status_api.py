@@ -10,9 +10,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.routing import Route
 
-from relay import apikeys, runs, status_api
+from carinho_pipelines.store import apikeys
+from relay import runs, status_api
 from relay.app import create_app
-from relay.store import EventStore
+from carinho_pipelines.store import EventStore
 from tests.support import ServerThread
 
 KEYS: dict[str, str] = {}
@@ -90,7 +91,7 @@ def test_status_and_metrics_report_the_same_levels(mon, relay):
 def test_announced_alerts_and_whatsapp_show_in_status_and_metrics(mon, relay):
     from carinho_pipelines.monitoring import whatsapp_health
     from carinho_pipelines.monitoring.alert_sensor import check_thresholds
-    from relay.store import utcnow
+    from carinho_pipelines.store import utcnow
     import datetime as dt
 
     for _ in range(11):

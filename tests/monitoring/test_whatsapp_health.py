@@ -11,7 +11,7 @@ from dagster import AssetKey, build_sensor_context
 
 from carinho_pipelines.monitoring import whatsapp_health
 from relay.app import create_app
-from relay.store import EventStore, utcnow
+from carinho_pipelines.store import EventStore, utcnow
 from tests.support import ServerThread
 
 OPERACAO = "operacao@carinho.com.vc"

@@ -7,8 +7,8 @@ import pytest
 import sqlalchemy as sa
 
 from relay.app import create_app
-from relay.store import EventStore
-from relay.tables import events
+from carinho_pipelines.store import EventStore
+from carinho_pipelines.store.tables import events
 from tests.conftest import TOKENS
 from tests.support import ServerThread
 

@@ -31,9 +31,9 @@ from schemathesis.checks import (
 )
 
 from relay import runs, sync_api
-from relay.migrate import upgrade
-from relay.store import EventStore
-from relay.tables import events
+from carinho_pipelines.store.migrate import upgrade
+from carinho_pipelines.store import EventStore
+from carinho_pipelines.store.tables import events
 from tests.conftest import TOKENS, ZAPI_WEBHOOK_TOKEN
 from tests.relay.conftest import Relay
 
@@ -61,7 +61,6 @@ def fuzz_relay(pg_database, tmp_path_factory) -> Iterator[Relay]:
         mp.setenv("CARINHO_API_KEYS", f"fuzz:{API_KEY}:*")
         mp.setenv("DAGSTER_HOME", str(home))
         mp.setattr(runs, "_instance", instance)
-        mp.setitem(sync_api._instances, str(home), instance)
         # every sync is running, so a fuzzed manual run answers 409 instead of launching
         for name in sync_api.SYNCS:
             instance.add_run(DagsterRun(job_name=name, run_id=make_new_run_id(), status=DagsterRunStatus.STARTED,

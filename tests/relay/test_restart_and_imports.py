@@ -9,7 +9,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from relay.store import EventStore
+from carinho_pipelines.store import EventStore
 from tests.relay.conftest import Relay
 
 REPO = Path(__file__).resolve().parents[2]

@@ -6,11 +6,11 @@ from alembic.migration import MigrationContext
 from click.testing import CliRunner
 
 from carinho_pipelines.cli import main
-from carinho_pipelines.instance import dagster_yaml_text, instance_config
-from carinho_pipelines.queues import QUEUES
-from relay.migrate import upgrade
-from relay.store import EventStore
-from relay.tables import metadata
+from carinho_pipelines.platform.instance import dagster_yaml_text, instance_config
+from carinho_pipelines.kernel.queues import QUEUES
+from carinho_pipelines.store.migrate import upgrade
+from carinho_pipelines.store import EventStore
+from carinho_pipelines.store.tables import metadata
 
 
 def test_migrations_build_exactly_the_declared_schema(store_url):

@@ -3,13 +3,13 @@ without restarting the relay."""
 
 import sqlalchemy as sa
 
-from relay.store import EventStore
+from carinho_pipelines.store import EventStore
 from tests.relay.conftest import Relay
 from tests.support import TcpProxy
 
 
 def test_relay_answers_503_while_postgres_is_unreachable_and_recovers_by_itself(pg_database, hub_env):
-    from relay.migrate import upgrade
+    from carinho_pipelines.store.migrate import upgrade
 
     url = sa.engine.make_url(pg_database())
     upgrade(url.render_as_string(hide_password=False))
@@ -47,3 +47,33 @@ def test_unmigrated_store_is_503_not_500(tmp_path, hub_env):
         assert resp.status_code == 503
     finally:
         relay.close()
+
+
+def test_readiness_follows_the_store_only_and_the_operations_keys_need_it(pg_database, hub_env, monkeypatch):
+    """``/health/ready`` is the probe (a plain GET): 200 while the store answers, 503 with
+    Retry-After while it does not, whatever Dagster or Z-API do; an operations request
+    whose key cannot be checked is a 503, not a 401."""
+    from carinho_pipelines.store.migrate import upgrade
+
+    monkeypatch.setenv("CARINHO_API_KEYS", "ops:ops-key:*")
+    monkeypatch.setenv("CARINHO_DAGSTER_GRAPHQL_URL", "http://127.0.0.1:9/graphql")  # Dagster is down
+    url = sa.engine.make_url(pg_database())
+    upgrade(url.render_as_string(hide_password=False))
+    proxy = TcpProxy((url.host or "127.0.0.1", url.port or 5432))
+    proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    relay = Relay(EventStore(proxied))
+    try:
+        ready = relay.http.get("/health/ready")
+        assert ready.status_code == 200 and ready.json()["store"]["status"] == "ok"
+        proxy.cut()
+        down = relay.http.get("/health/ready")
+        assert down.status_code == 503 and down.headers["Retry-After"] == "5"
+        assert down.json()["status"] == "unavailable"
+        unknown = relay.http.get("/api/events", headers={"X-API-Key": "not-a-configured-key"})
+        assert unknown.status_code == 503 and unknown.json()["error"] == "store_unavailable"
+        proxy.restore()
+        assert relay.http.get("/health/ready").status_code == 200
+        assert relay.http.get("/api/events", headers={"X-API-Key": "not-a-configured-key"}).status_code == 401
+    finally:
+        relay.close()
+        proxy.cut()

@@ -2,9 +2,9 @@
 
 import pytest
 
-from relay.store import as_utc
+from carinho_pipelines.store import as_utc
 
-from carinho_pipelines.catalogue import EVENT_TYPES
+from carinho_pipelines.kernel.catalogue import EVENT_TYPES
 
 
 def test_site_lead_is_stored_as_lead_created_with_normalised_phone(relay):

@@ -12,7 +12,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from carinho_pipelines.resources import SYSTEM_RESOURCES, InternalSystemResource, ZApiResource
-from carinho_pipelines.sandbox import Sandbox
+from carinho_sandbox import Sandbox
 from tests.support import MailSink
 
 #: CRM signs what it receives: forwards to it must carry a valid Standard-Webhooks signature

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from carinho_pipelines import feedback_links
-from carinho_pipelines.errors import ActionError
+from carinho_pipelines.events import feedback_links
+from carinho_pipelines.kernel.errors import ActionError
 from carinho_pipelines.resources import EmailResource
 
 from .conftest import SMTP_PASSWORD, SMTP_USER, free_port

@@ -7,8 +7,13 @@ import json
 
 import pytest
 
-from carinho_pipelines import feedback_links
-from carinho_pipelines.feedback_links import FeedbackTokenError, FeedbackTokenExpired, make_link, verify_token
+from carinho_pipelines.events import feedback_links
+from carinho_pipelines.events.feedback_links import (
+    FeedbackTokenError,
+    FeedbackTokenExpired,
+    make_link,
+    verify_token,
+)
 
 NOW = 1_750_000_000.0
 DAY = 24 * 3600

@@ -13,7 +13,7 @@ from datetime import date
 import pytest
 from dagster import ConfigurableResource, Definitions, job, op
 
-from carinho_pipelines.errors import ERROR_CLASSES, ActionError, parse_retry_after
+from carinho_pipelines.kernel.errors import ERROR_CLASSES, ActionError, parse_retry_after
 from carinho_pipelines.resources import (
     RESOURCE_KEYS,
     CrmResource,
@@ -23,7 +23,7 @@ from carinho_pipelines.resources import (
     ZApiResource,
     build_resources,
 )
-from carinho_pipelines.sandbox import Sandbox
+from carinho_sandbox import Sandbox
 
 from .conftest import CRM_WEBHOOK_SECRET, PAGE_SIZE
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from carinho_pipelines import templates
+from carinho_pipelines.kernel import templates
 
 
 def test_whatsapp_texts_are_exactly_the_contract():

@@ -6,9 +6,9 @@ import logging
 
 import pytest
 
-from carinho_pipelines import templates
-from carinho_pipelines.errors import ActionError
-from carinho_pipelines.log_redaction import install_log_redaction, redact
+from carinho_pipelines.kernel import templates
+from carinho_pipelines.kernel.errors import ActionError
+from carinho_pipelines.kernel.log_redaction import install_log_redaction, redact
 from carinho_pipelines.resources import ZApiResource
 
 INSTANCE = "SANDBOXINSTANCE0000000000000001"

@@ -15,8 +15,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from carinho_pipelines.sandbox import Sandbox
-from carinho_pipelines.sandbox.runner import BackgroundServers
+from carinho_sandbox import Sandbox
+from carinho_sandbox.runner import BackgroundServers
 
 SECRET = "whsec_" + "c2FuZGJveC1zaWduaW5nLXNlY3JldC0wMTIzNDU2Nzg5"  # base64 of a made-up key
 

@@ -7,8 +7,8 @@ import json
 import httpx
 import pytest
 
-from carinho_pipelines.sandbox import Sandbox
-from carinho_pipelines.sandbox.systems import sign_standard_webhook
+from carinho_sandbox import Sandbox
+from carinho_sandbox.systems import sign_standard_webhook
 from tests.sandbox.conftest import SECRET
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from carinho_pipelines.sandbox import Sandbox
+from carinho_sandbox import Sandbox
 
 
 def test_crm_lead_lifecycle_create_find_by_phone_update_and_interact(sb: Sandbox, api) -> None:
@@ -98,7 +98,7 @@ def test_every_system_has_an_event_inbox(sb: Sandbox, api, system: str) -> None:
     event = {"id": "evt-1", "type": "lead.updated", "timestamp": "2026-03-01T10:00:00-03:00", "source": "crm",
              "data": {"id": 1}}
     if system == "atendimento":  # configured with a signing secret in this suite
-        from carinho_pipelines.sandbox.systems import sign_standard_webhook
+        from carinho_sandbox.systems import sign_standard_webhook
         import json
         from tests.sandbox.conftest import SECRET
         raw = json.dumps(event).encode()

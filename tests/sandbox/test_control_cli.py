@@ -13,8 +13,8 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from carinho_pipelines.sandbox import Sandbox
-from carinho_pipelines.sandbox.cli import sandbox as sandbox_cli
+from carinho_sandbox import Sandbox
+from carinho_sandbox.cli import sandbox as sandbox_cli
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from carinho_pipelines.sandbox import Sandbox
+from carinho_sandbox import Sandbox
 
 SAO_PAULO = ZoneInfo("America/Sao_Paulo")
 DAY = (datetime.now(SAO_PAULO) - timedelta(days=1)).date()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from carinho_pipelines.sandbox import Sandbox
-from carinho_pipelines.sandbox.demo import play_day
+from carinho_sandbox import Sandbox
+from carinho_sandbox.demo import play_day
 
 
 def test_play_day_against_a_recording_hub(sb: Sandbox, hub) -> None:

@@ -7,7 +7,7 @@ import time
 import httpx
 import pytest
 
-from carinho_pipelines.sandbox import Sandbox
+from carinho_sandbox import Sandbox
 
 
 def test_next_n_calls_fail_then_success(sb: Sandbox, api) -> None:

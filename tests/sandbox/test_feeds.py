@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from carinho_pipelines.sandbox import Sandbox
-from carinho_pipelines.sandbox.systems import (
+from carinho_sandbox import Sandbox
+from carinho_sandbox.systems import (
     BILLING_FEED_FIELDS, CAREGIVER_FEED_FIELDS, SCHEDULE_FEED_FIELDS, SERVICE_FEED_FIELDS,
 )
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from carinho_pipelines.sandbox import Sandbox
+from carinho_sandbox import Sandbox
 
 
 def test_same_key_same_answer_nothing_new(sb: Sandbox, api) -> None:

@@ -3,7 +3,7 @@
 from email import message_from_bytes, policy
 
 from carinho_pipelines.resources import EmailResource
-from carinho_pipelines.sandbox.mailbox import Mailbox
+from carinho_sandbox.mailbox import Mailbox
 from tests.support import free_port
 
 

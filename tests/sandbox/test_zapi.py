@@ -7,7 +7,7 @@ import time
 import httpx
 import pytest
 
-from carinho_pipelines.sandbox import CallbackFailed, NoWebhook, Sandbox
+from carinho_sandbox import CallbackFailed, NoWebhook, Sandbox
 
 
 def test_unknown_instance_or_token_is_404(sb: Sandbox) -> None:

@@ -12,10 +12,10 @@ import dagster
 import pytest
 import sqlalchemy as sa
 
-from carinho_pipelines.sandbox import Sandbox
+from carinho_sandbox import Sandbox
 from carinho_pipelines.syncs import SyncLedger
 from carinho_pipelines.syncs.ledger import ledger_for
-from relay.tables import sync_ledger
+from carinho_pipelines.store.tables import sync_ledger
 
 SAO_PAULO = ZoneInfo("America/Sao_Paulo")
 #: small pages, so every feed is read over several pages
@@ -43,7 +43,7 @@ def sb(running_sandbox: Sandbox) -> Sandbox:
 
 @pytest.fixture(scope="session")
 def hub_db(pg_database) -> str:
-    from relay.migrate import upgrade
+    from carinho_pipelines.store.migrate import upgrade
 
     url = pg_database("carinho_sync")
     upgrade(url)

@@ -10,10 +10,11 @@ import sqlalchemy as sa
 import yaml
 from dagster import AssetKey, DefaultScheduleStatus, build_schedule_context
 
-from carinho_pipelines import settings, syncs
+from carinho_pipelines.kernel import settings
+from carinho_pipelines import syncs
 from tests.syncs import location
 from carinho_pipelines.syncs.schedules import operacao_financeiro_schedule
-from relay.tables import sync_ledger
+from carinho_pipelines.store.tables import sync_ledger
 from tests.syncs.conftest import SAO_PAULO, checks, today
 
 REPO = Path(__file__).resolve().parents[2]

@@ -19,13 +19,13 @@ import sqlalchemy as sa
 from starlette.routing import Route
 
 from carinho_pipelines import syncs
-from carinho_pipelines.instance import prepare_dagster_home
+from carinho_pipelines.platform.instance import prepare_dagster_home
 from relay import sync_api
-from relay.apikeys import create_key
+from carinho_pipelines.store.apikeys import create_key
 from relay.app import create_app
-from relay.migrate import upgrade
-from relay.store import EventStore
-from relay.tables import audit_log
+from carinho_pipelines.store.migrate import upgrade
+from carinho_pipelines.store import EventStore
+from carinho_pipelines.store.tables import audit_log
 from tests.support import ServerThread, free_port
 from tests.syncs import location
 from tests.syncs.conftest import FAST, today
@@ -184,12 +184,12 @@ def test_the_relay_sync_table_matches_the_dagster_definitions():
         assert sync_api.SYNCS[name]["partitioned"] == (job.partitions_def is not None)
     from carinho_pipelines.syncs.operacao_financeiro import partitions
 
-    from carinho_pipelines import settings
+    from carinho_pipelines.kernel import settings
 
     assert partitions.start.date() == settings.go_live_date()
 
 
 def test_relay_imports_no_dagster_to_start():
-    code = "import sys, relay.sync_api, relay.dagster_gql; print('dagster' in sys.modules)"
+    code = "import sys, relay.sync_api, carinho_pipelines.platform.graphql_client; print('dagster' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -1,0 +1,2 @@
+"""The destinations the hub calls (Z-API and the internal systems): their circuit
+breakers. No dagster import: the relay reads their state."""

@@ -1,0 +1,128 @@
+"""DLQ automation: annotate failed runs, and re-drive the ones that failed only
+because a destination was unavailable once it is healthy again (the seed's retry queue)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from dagster import (
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    RunFailureSensorContext,
+    RunStatusSensorContext,
+    SensorEvaluationContext,
+    SkipReason,
+    run_failure_sensor,
+    run_status_sensor,
+    sensor,
+)
+
+from carinho_pipelines.destinations import breakers
+from carinho_pipelines import dlq
+from carinho_pipelines.kernel import tags
+from carinho_pipelines.kernel.sync_registry import SYNCS
+from carinho_pipelines.resources.event_store import EventStoreResource
+from carinho_pipelines.kernel.settings import env
+from carinho_pipelines.store import utcnow
+
+#: re-executions launched per evaluation (every 30 s): a recovered destination is
+#: caught up in order, without a storm
+REDRIVE_PER_TICK = 5
+#: automatic re-executions of one item at most; after that a person decides
+MAX_AUTO_REDRIVES = 5
+AUTO = "auto-redrive"
+def redrive_interval_seconds() -> int:
+    """``CARINHO_REDRIVE_INTERVAL_SECONDS``: how often the re-drive sensor looks (read when
+    the code location loads, and by the relay when it describes the next attempt)."""
+    return int(env("CARINHO_REDRIVE_INTERVAL_SECONDS", "30") or 30)
+#: how often the DLQ state sensors look at finished runs
+STATE_SENSOR_INTERVAL_SECONDS = 5
+
+
+@run_failure_sensor(name="dlq_failure_sensor", default_status=DefaultSensorStatus.RUNNING,
+                    minimum_interval_seconds=STATE_SENSOR_INTERVAL_SECONDS,
+                    description="Puts each failed event, sync or outbox run in the DLQ (carinho/dlq=open) with its "
+                    "error class, failed ops and destinations.")
+def dlq_failure_sensor(context: RunFailureSensorContext) -> None:
+    run = context.dagster_run
+    if not dlq.in_scope(run):
+        return
+    failure = dlq.annotate(context.instance, context.instance.get_run_by_id(run.run_id) or run)
+    context.log.info(f"DLQ: {run.run_id} {failure.error_class} {failure.failed_ops}")
+
+
+@run_status_sensor(run_status=DagsterRunStatus.SUCCESS, name="dlq_success_sensor",
+                   default_status=DefaultSensorStatus.RUNNING, minimum_interval_seconds=STATE_SENSOR_INTERVAL_SECONDS,
+                   description="A run that succeeded is not in the DLQ: removes the DLQ and error tags a UI "
+                   "re-execution copied from its failed parent.")
+def dlq_success_sensor(context: RunStatusSensorContext) -> None:
+    run = context.instance.get_run_by_id(context.dagster_run.run_id) or context.dagster_run
+    removed = dlq.clear_failure_tags(context.instance, run)
+    if removed:
+        context.log.info(f"{run.run_id} succeeded: removed {', '.join(removed)}")
+
+
+@sensor(name="dlq_redrive_sensor", minimum_interval_seconds=redrive_interval_seconds(), default_status=DefaultSensorStatus.RUNNING,
+        description="Re-executes from failure the DLQ items of class 'unavailable' once their destination is healthy.")
+def dlq_redrive_sensor(context: SensorEvaluationContext, event_store: EventStoreResource):
+    store = event_store.store
+    instance = context.instance
+    now = utcnow()
+    reconciled = dlq.reconcile(instance)
+    candidates = dlq.failed_runs(instance, error_class="unavailable", limit=500)
+    launched: list[tuple[str, str]] = []
+    waiting: dict[str, dt.datetime | None] = {}
+    exhausted = waiting_items = 0
+    probing: set[str] = set()
+    problem = None
+    for run in reversed(candidates):  # oldest first
+        if len(launched) >= REDRIVE_PER_TICK:
+            break
+        if len(dlq.run_group(instance, run)) > MAX_AUTO_REDRIVES:
+            exhausted += 1
+            continue
+        destinations = item_destinations(instance, run)
+        states = breakers.states(store)
+        closed_to = [d for d in destinations if not breakers.healthy(store, d, now) or d in probing]
+        if closed_to:
+            waiting_items += 1
+            for d in closed_to:
+                waiting.setdefault(d, breakers.probe_at(store, d))
+            continue
+        # while a breaker is not closed, one re-execution is its probe; the rest wait
+        probing |= {d for d in destinations if states.get(d, breakers.CLOSED) != breakers.CLOSED}
+        try:
+            child, already = dlq.replay(store, instance, run.run_id, AUTO, now, launched_by=tags.BY_AUTO_REDRIVE)
+        except dlq.ReplayError as exc:
+            problem = f"cannot launch re-executions now: {exc}"
+            break
+        if not already:
+            launched.append((run.run_id, child))
+    return SkipReason(summary(launched, waiting_items, waiting, exhausted, reconciled, len(candidates), problem))
+
+
+def item_destinations(instance, run) -> list[str]:
+    """The destinations a DLQ item waits for: its failed destinations; for a sync (which
+    records failed items, not destinations) every system it calls."""
+    tagged = run.tags.get(tags.FAILED_DESTINATIONS)
+    destinations = [d for d in (tagged.split(",") if tagged else dlq.failure_of(instance, run.run_id).destinations) if d]
+    sync = run.tags.get(tags.SYNC)
+    if sync in SYNCS:
+        destinations = sorted({*destinations, *SYNCS[sync].systems})
+    return destinations
+
+
+def summary(launched: list[tuple[str, str]], waiting_items: int, waiting: dict[str, dt.datetime | None], exhausted: int,
+            reconciled: list[str], candidates: int, problem: str | None = None) -> str:
+    """What a tick did, in the words the RUNBOOK uses (the UI shows it on the tick)."""
+    parts = [f"re-drove {len(launched)}" + (": " + ", ".join(f"{p[:8]} → {c[:8]}" for p, c in launched) if launched else "")]
+    shown = ", ".join(f"{d} (breaker open, next probe from {t:%H:%M:%S} UTC)" if t else d
+                      for d, t in sorted(waiting.items()))
+    parts.append(f"{waiting_items} waiting for their destination" + (f": {shown}" if shown else ""))
+    parts.append(f"{exhausted} past {MAX_AUTO_REDRIVES} automatic tries")
+    parts.append(f"{len(reconciled)} re-executed from the UI")
+    if problem:
+        parts.append(problem)
+    if not candidates and not reconciled and not problem:
+        return "nothing to re-drive: no open DLQ item of class unavailable"
+    return "; ".join(parts)
