@@ -240,7 +240,8 @@ def test_a_burst_survives_a_killed_worker_and_restarts_of_redis_and_postgres(sta
         wait_for(all_done, timeout=420, what="every acknowledged event succeeded", interval=3)
     except AssertionError:
         statuses = collections.Counter(_event(http, i)["status"] for i in burst.acked)
-        raise AssertionError(f"{statuses}; faults at {faults}\n{stack.health()}\n{stack.logs('daemon')}") from None
+        raise AssertionError(f"{statuses}; faults at {faults}\n{stack.health()}\n{stack.logs('daemon')}\n"
+                             f"{stack.logs('webserver', tail=120)}") from None
     FIGURES["burst_done"] = time.monotonic() - started
 
     # none twice: one successful run per event, one CRM lead per phone, one inbox event each
