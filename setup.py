@@ -51,6 +51,8 @@ TESTS_REQUIRE = SANDBOX_REQUIRE + [
     # the OpenAPI document against the 3.1 meta-schema; property-based fuzzing of every route
     "openapi-spec-validator==0.9.0",
     "schemathesis==4.32.5",
+    # deploy/k8s manifests against Kubernetes' own OpenAPI schemas, offline (tests/deploy)
+    "kubernetes-validate==1.37.0",
     # the layers of carinho_pipelines, relay and the sandbox (.importlinter)
     "import-linter==2.16",
 ]

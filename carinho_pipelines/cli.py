@@ -116,6 +116,12 @@ def worker_node_prefix(queues: list[str]) -> str:
     return f"carinho-{'+'.join(queues)}"
 
 
+def _worker_id() -> str:
+    """The node name's middle part: ``CARINHO_WORKER_ID`` when set (a container, where
+    every worker may share the host's name with host networking and be pid 1), else the pid."""
+    return os.environ.get("CARINHO_WORKER_ID") or str(os.getpid())
+
+
 @main.command()
 @click.option("--queues", required=True, help="comma-separated carinho queues, e.g. integrations-high")
 @click.option("--concurrency", type=int, default=None, help="worker processes (default by queue)")
@@ -135,7 +141,7 @@ def worker(queues: str, concurrency: int | None) -> None:
     celery = Path(sys.executable).with_name("celery")
     args = [str(celery), "-A", "carinho_pipelines.platform.celery_app", "worker", "--pool", "prefork",
             "--concurrency", str(procs), "--prefetch-multiplier", "1", "--loglevel", "INFO",
-            "-n", f"{worker_node_prefix(names)}.{os.getpid()}@%h", "--without-gossip", "--without-mingle",
+            "-n", f"{worker_node_prefix(names)}.{_worker_id()}@%h", "--without-gossip", "--without-mingle",
             "-Q", ",".join(names)]  # one -Q with a list: a second -Q would replace the first
     os.execv(args[0], args)
 

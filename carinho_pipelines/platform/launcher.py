@@ -61,7 +61,50 @@ class FallbackCeleryRunLauncher(CeleryRunLauncher):
             # launched by the fallback: as with Dagster's default launcher there is no
             # worker to ask (UNKNOWN would make run monitoring fail a healthy run)
             return CheckRunHealthResult(WorkerStatus.RUNNING, "launched in a process, not a Celery task")
-        return super().check_run_worker_health(run)
+        health = super().check_run_worker_health(run)
+        if health.status != WorkerStatus.RUNNING:
+            self._unanswered.pop(run.run_id, None)
+            return health
+        return self._worker_still_there(run, health)
+
+    #: run monitoring's polls (10 s apart) in a row without an answer from the worker
+    #: node running a STARTED task before its run is declared failed
+    WORKER_LOST_AFTER = 3
+
+    @property
+    def _unanswered(self) -> dict[str, int]:
+        if "_unanswered_polls" not in self.__dict__:
+            self.__dict__["_unanswered_polls"] = {}
+        return self.__dict__["_unanswered_polls"]
+
+    def _worker_still_there(self, run, health: CheckRunHealthResult) -> CheckRunHealthResult:
+        """A task stays STARTED in the result backend forever if its whole worker dies
+        (the container or machine gone, the parent process OOM-killed): nobody is left to
+        report the failure, and run monitoring would see the run running for good. So
+        the node that took the task (the STARTED state's ``hostname``) must answer a
+        ping; after :attr:`WORKER_LOST_AFTER` polls in a row without an answer the run is
+        failed (and the DLQ re-drive re-executes it). An unreachable broker is no answer
+        either way: it does not count."""
+        info = self.celery.AsyncResult(run.tags[DAGSTER_CELERY_TASK_ID_TAG]).info
+        node = info.get("hostname") if isinstance(info, dict) else None
+        if not node:
+            return health
+        try:
+            replies = self.celery.control.ping(destination=[node], timeout=2.0) or []
+        except BROKER_ERRORS:
+            return health
+        if any(node in reply for reply in replies):
+            self._unanswered.pop(run.run_id, None)
+            return health
+        misses = self._unanswered[run.run_id] = self._unanswered.get(run.run_id, 0) + 1
+        if misses < self.WORKER_LOST_AFTER:
+            return health
+        self._unanswered.pop(run.run_id, None)
+        return CheckRunHealthResult(
+            WorkerStatus.FAILED,
+            f"the Celery worker {node} that started this run no longer answers (killed, or its container or "
+            f"machine is gone)",
+        )
 
     def terminate(self, run_id: str) -> bool:
         run = self._instance.get_run_by_id(run_id)

@@ -125,3 +125,31 @@ def test_lower_priority_workers_yield_the_cpu_to_integrations_high(celery_stack)
 
     high, integrations, low = (niceness(w.pid) for w in celery_stack.workers)
     assert high == 0 < integrations < low
+
+
+def test_a_whole_worker_lost_mid_run_is_failed_by_run_monitoring_and_redriven(celery_stack):
+    """The worker's parent dies with its pool (a container killed, an OOM of the main
+    process): nobody reports the task, which stays STARTED in the result backend. Run
+    monitoring must still fail the run (the node that started it no longer answers a
+    ping), and the re-drive re-executes it; the event succeeds once."""
+    stack = celery_stack
+    stack.sb.latency("crm", 8)
+    crm_calls = len(stack.sb.calls("crm"))
+    event_id = _lead(stack, "Fia")
+    deadline = time.monotonic() + 60
+    while len(stack.sb.calls("crm")) == crm_calls:  # the run is inside its first CRM call
+        assert time.monotonic() < deadline, "the run never reached the CRM"
+        time.sleep(0.1)
+    high = stack.workers[0]
+    os.killpg(high.pid, signal.SIGKILL)  # the parent and its pool at once
+    high.wait(timeout=10)
+    stack.sb.latency("crm", 0)
+    # a new worker for the queue (another container's), as a restart policy would start
+    stack.workers[0] = subprocess.Popen(celery_worker_commands()[0], cwd=str(Path(__file__).resolve().parents[2]),
+                                        env=stack.env, stdout=stack.log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+    body = stack.wait_status(event_id, {"succeeded"}, timeout=240)
+    assert body["status"] == "succeeded"
+    runs = _runs(stack, event_id)
+    assert [r.status.value for r in runs].count("SUCCESS") == 1 and any(r.status.value == "FAILURE" for r in runs)
+    assert not [r for r in runs if r.status.value in ("STARTED", "STARTING", "QUEUED")]
