@@ -34,7 +34,7 @@ from .errors import ApiError
 
 #: the routes whose requests carry an operations key (the webhooks carry system tokens,
 #: checked by their endpoints, and cost no key lookup)
-OPERATIONS_PREFIXES = ("/api/events", "/api/dlq", "/api/sync", "/api/privacy", "/status", "/metrics")
+OPERATIONS_PREFIXES = ("/api/events", "/api/dlq", "/api/sync", "/api/privacy", "/api/destinations", "/status", "/metrics")
 
 
 class KeyUser(BaseUser):

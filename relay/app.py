@@ -21,7 +21,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from carinho_pipelines.store import EventStore
 
-from . import dlq_api, events_api, health, logs, openapi, privacy_api, runs, status_api, submit, sync_api, webhooks
+from . import destinations_api, dlq_api, events_api, health, logs, openapi, privacy_api, runs, status_api, submit, sync_api, webhooks
 from .apikeys import ApiKeyBackend, forbidden_handler, on_auth_error
 from .errors import EXCEPTION_HANDLERS, http_exception_handler
 from .group_commit import GroupCommitter
@@ -51,6 +51,9 @@ ROUTES: list[BaseRoute] = [
     Route("/api/dlq/{id}/archive", dlq_api.archive, methods=["POST"]),
     Route("/api/sync", sync_api.list_syncs, methods=["GET"]),
     Route("/api/sync/{name}/run", sync_api.run_sync, methods=["POST"]),
+    Route("/api/destinations", destinations_api.list_destinations, methods=["GET"]),
+    Route("/api/destinations/{name}/pause", destinations_api.pause, methods=["POST"]),
+    Route("/api/destinations/{name}/resume", destinations_api.resume, methods=["POST"]),
     Route("/api/privacy/erase", privacy_api.erase, methods=["POST"]),
 ]
 

@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from carinho_pipelines.destinations import breakers
+from carinho_pipelines.destinations import breakers, pauses
 from carinho_pipelines.kernel import settings
 
 from . import runs
@@ -110,6 +110,10 @@ async def health_detailed(request: Request) -> JSONResponse:
     # a destination whose breaker is not closed is failing fast: the hub is degraded
     # (CONTRACTS §2.3: 503 when degraded; readiness probes read only checks.store)
     degraded += [f"breaker:{name}" for name, state in sorted(breaker_states.items()) if state != breakers.CLOSED]
+    try:  # paused by ops on purpose: shown, not "degraded"
+        paused = await run_in_threadpool(pauses.active, store)
+    except Exception:
+        paused = {}
     body = {
         "status": "degraded" if degraded else "ok",
         "degraded": degraded,
@@ -117,5 +121,6 @@ async def health_detailed(request: Request) -> JSONResponse:
         "checks": checks,
         "whatsapp": whatsapp,
         "breakers": breaker_states,
+        "paused": paused,
     }
     return JSONResponse(body, status_code=503 if degraded else 200)

@@ -296,6 +296,23 @@ SYNC_RUN_BODY = {
                             "description": "YYYY-MM-DD: the partition (operacao_financeiro only; default today)"}},
     "examples": [{"date": "2026-03-09"}],
 }
+PAUSE_BODY = {
+    "type": "object", "required": ["reason"], "additionalProperties": False,
+    "properties": {"reason": {"type": "string", "minLength": 1, "maxLength": 500},
+                   "until": {"type": ["string", "null"], "format": "date-time",
+                             "description": "when the pause ends by itself (at most 7 days ahead)"}},
+    "examples": [{"reason": "CRM maintenance window", "until": "2026-12-01T23:00:00-03:00"}],
+}
+PAUSE_STATE = {"type": ["object", "null"], "properties": {
+    "reason": {"type": "string"}, "since": _TIME, "by": {"type": "string"}, "until": _TIME_OR_NULL}}
+PAUSE_RESULT = {"type": "object", "required": ["destination", "paused"],
+                "properties": {"destination": {"type": "string"}, "paused": PAUSE_STATE}}
+RESUME_RESULT = {"type": "object", "required": ["destination", "resumed"],
+                 "properties": {"destination": {"type": "string"}, "resumed": {"type": "boolean"}}}
+DESTINATION_LIST = {"type": "object", "required": ["destinations"], "properties": {"destinations": {
+    "type": "array", "items": {"type": "object", "required": ["destination", "breaker", "paused"], "properties": {
+        "destination": {"type": "string"}, "breaker": {"type": "string", "enum": ["closed", "open", "half_open"]},
+        "paused": PAUSE_STATE}}}}}
 ERASE_BODY = {
     "type": "object", "additionalProperties": False, "minProperties": 1, "maxProperties": 1,
     "properties": {"phone": {"type": "string", "minLength": 1}, "email": {"type": "string", "minLength": 1},
@@ -348,6 +365,7 @@ STATUS: dict[str, Any] = {
                            "oldest_pending_seconds": _NUM_OR_NULL}}},
         "window_seconds": {"type": "integer"},
         "whatsapp": {"type": "object"},
+        "paused_destinations": {"type": "object", "description": "destination → its pause (reason, since, by, until)"},
         "alerts": {"type": "array", "items": {"type": "object"}},
     },
 }
@@ -366,6 +384,7 @@ HEALTH_DETAILED: dict[str, Any] = {
         "checks": {"type": "object", "additionalProperties": {"type": "object", "required": ["status"]}},
         "whatsapp": {"type": "object", "properties": {"connected": {"type": ["boolean", "null"]},
                                                       "since": _TIME_OR_NULL}},
+        "paused": {"type": "object", "description": "destinations paused by ops (not degraded)"},
         "breakers": {"type": "object",
                      "additionalProperties": {"type": "string", "enum": ["closed", "open", "half_open"]}},
     },

@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 
 from carinho_pipelines.monitoring import alerts, prometheus, thresholds
 from carinho_pipelines.monitoring import metrics as monitoring_metrics
+from carinho_pipelines.destinations import pauses
 from carinho_pipelines.kernel import settings
 
 from . import runs
@@ -97,6 +98,7 @@ async def status(request: Request) -> JSONResponse:
         },
         "window_seconds": int(thresholds.WINDOW.total_seconds()),
         "whatsapp": _whatsapp(states),
+        "paused_destinations": await run_in_threadpool(pauses.active, request.app.state.store),
         "alerts": [
             {"key": s.key, "escalation_level": s.level, "since": s.condition_since.isoformat() if s.condition_since else None,
              "notified_at": s.notified_at.isoformat() if s.notified_at else None, "summary": s.summary}
@@ -121,7 +123,7 @@ def whatsapp_disconnected_seconds(states: dict[str, alerts.AlertState], connecti
 
 
 def prometheus_text(snap: monitoring_metrics.Snapshot, states: dict[str, alerts.AlertState],
-                    connection: dict[str, Any] | None = None) -> bytes:
+                    connection: dict[str, Any] | None = None, paused: dict[str, Any] | None = None) -> bytes:
     """The snapshot in the Prometheus text exposition format (prometheus-client)."""
     from prometheus_client import CollectorRegistry, generate_latest
     from prometheus_client.core import GaugeMetricFamily
@@ -205,6 +207,11 @@ def prometheus_text(snap: monitoring_metrics.Snapshot, states: dict[str, alerts.
     for destination, state in sorted(snap.breakers.items()):
         breaker.add_metric([destination], BREAKER_NUMBER.get(state, 2))
     families += [outcomes, breaker]
+    pause = gauge("carinho_destination_paused", "1 while ops have paused the destination (its actions wait).",
+                  ["destination"])
+    for destination in sorted(paused or {}):
+        pause.add_metric([destination], 1.0)
+    families.append(pause)
     escalation = gauge("carinho_alert_escalation_level", "Escalation level announced per alert (0 none, 1-3).", ["alert"])
     for key, state in sorted(states.items()):
         escalation.add_metric([key], state.level)
@@ -227,9 +234,10 @@ async def metrics_endpoint(request: Request) -> Response:
     snap, states = await _snapshot(request)
     try:
         connection = await run_in_threadpool(request.app.state.store.whatsapp_connection_state)
+        paused = await run_in_threadpool(pauses.active, request.app.state.store)
     except sa.exc.SQLAlchemyError:
-        connection = None
-    return Response(prometheus_text(snap, states, connection), media_type=CONTENT_TYPE_LATEST)
+        connection = paused = None
+    return Response(prometheus_text(snap, states, connection, paused), media_type=CONTENT_TYPE_LATEST)
 
 
 #: the route handler (``Route("/metrics", status_api.metrics)``)

@@ -23,7 +23,7 @@ from dagster import (
 from dagster import DependencyDefinition
 from sqlalchemy.exc import OperationalError
 
-from carinho_pipelines.destinations import breakers
+from carinho_pipelines.destinations import breakers, pauses
 from carinho_pipelines.kernel import tags
 from carinho_pipelines.dlq import dlq_on_failure
 from carinho_pipelines.kernel.settings import SYSTEMS
@@ -67,6 +67,23 @@ def run_action(context: Any, action: Action):
     queue = event["queue"]
     if event.get("payload_purged_at"):
         raise Failure(f"event {event_id}'s payload was removed by retention", allow_retries=False)
+    waiting = pauses.is_paused(store, action.destination)
+    upstream = {d: (prior_dep.result or {}).get("paused_destination") for d in action.depends_on
+                if (prior_dep := ledger.get_action(store, event_id, d)) is not None and prior_dep.status == pauses.PAUSED}
+    if waiting or upstream:  # wait, without calling: resumed by paused_actions_sensor
+        cause = action.destination if waiting else next(iter(upstream.values()))
+        why = ({"reason": waiting["reason"], "until": waiting["until"]} if waiting else {"waits_for": sorted(upstream)})
+        ledger.record_outcome(store, event_id, action.name, pauses.PAUSED,
+                              {"status": pauses.PAUSED, "destination": action.destination,
+                               "paused_destination": cause, **why}, context.run_id)
+        current = context.instance.get_run_by_id(context.run_id).tags.get(tags.PAUSED, "")
+        paused = sorted({*filter(None, current.split(",")), cause})
+        context.instance.add_run_tags(context.run_id, {tags.PAUSED: ",".join(paused)})
+        context.log.info(f"{action.name} waits: {action.destination} is paused" if waiting
+                         else f"{action.name} waits for {', '.join(upstream)}")
+        yield Output(None, metadata={"outcome": "paused", "destination": action.destination,
+                                     **{k: str(v) for k, v in why.items()}})
+        return
     resources = {key: getattr(context.resources, key) for key in _resource_keys(action)}
     ctx = ActionContext(event=event, action=action, resources=resources, store=store, run_id=context.run_id, log=context.log)
     guarded = action.destination in BREAKER_DESTINATIONS

@@ -150,3 +150,19 @@ def claim_auto_reply(conn: sa.Connection, dialect: str, phone: str, now: dt.date
         where=auto_reply_guard.c.last_sent_at <= now - window,
     ).returning(auto_reply_guard.c.phone)
     return conn.execute(stmt).first() is not None
+
+
+# -- actions waiting for a paused destination ----------------------------------------
+
+
+def paused_actions(store: EventStore, limit: int = 200) -> list[dict[str, Any]]:
+    """Ledger rows ``paused``, with their event (oldest first): what a resume must start."""
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(event_actions.c.event_id, event_actions.c.action, event_actions.c.result,
+                      event_actions.c.updated_at, events.c.event_type, events.c.source, events.c.queue)
+            .join(events, events.c.id == event_actions.c.event_id)
+            .where(event_actions.c.status == "paused")
+            .order_by(event_actions.c.event_id).limit(limit)
+        ).mappings().all()
+    return [dict(r) for r in rows]

@@ -14,8 +14,10 @@ from dagster import (
     sensor,
 )
 
+from carinho_pipelines.destinations import pauses
 from carinho_pipelines.kernel import tags
-from carinho_pipelines.store import EventStore, utcnow
+from carinho_pipelines.kernel.catalogue import CATALOGUE
+from carinho_pipelines.store import EventStore, as_utc, utcnow
 from carinho_pipelines.store.claims import claim_events
 
 from . import ledger
@@ -73,3 +75,44 @@ def dispatch_tick(context: SensorEvaluationContext, store: EventStore, now: dt.d
         return SkipReason("nothing to launch: due events are dispatched or being submitted")
     cursor = max([int(context.cursor or 0), *(int(r.run_key) for r in requests)])
     return SensorResult(run_requests=requests, cursor=str(cursor))
+
+
+@sensor(
+    name="paused_actions_sensor",
+    jobs=list(EVENT_JOBS.values()),
+    minimum_interval_seconds=10,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="When a paused destination is resumed (or its pause ends), runs each event whose actions waited.",
+)
+def paused_actions_sensor(context: SensorEvaluationContext, event_store: EventStoreResource):
+    """One run per event with an action that waited for a destination no longer paused;
+    the ledger lets it call only what waited. ``run_key`` = the event and when it last
+    waited, so a new pause of the same event is a new run, and a tick that sees the same
+    waiting rows again launches nothing."""
+    store = event_store.store
+    now = utcnow()
+    paused_now = pauses.active(store, now)
+    by_event: dict[int, list[dict]] = {}
+    for row in ledger.paused_actions(store, BATCH):
+        by_event.setdefault(row["event_id"], []).append(row)
+    requests = []
+    for event_id, rows in by_event.items():
+        spec = CATALOGUE.get(rows[0]["event_type"])
+        if spec is None or rows[0]["event_type"] not in EVENT_JOBS:
+            continue
+        destination = {a.name: a.destination for a in spec.actions}
+        # an action that waited for its own destination, which is no longer paused (an
+        # action that waited for another one follows it)
+        if not any((r["result"] or {}).get("reason") is not None and destination.get(r["action"]) not in paused_now
+                   for r in rows):
+            continue
+        event = {"id": event_id, "event_type": rows[0]["event_type"], "source": rows[0]["source"],
+                 "queue": rows[0]["queue"]}
+        last = max(as_utc(r["updated_at"]) for r in rows).isoformat()
+        requests.append(RunRequest(run_key=f"{event_id}:resumed:{last}", job_name=EVENT_JOBS[event["event_type"]].name,
+                                   tags=tags.event_run_tags(event, tags.BY_PAUSE_SENSOR)))
+    if not requests:
+        waiting = sum(len(r) for r in by_event.values())
+        return SkipReason(f"{waiting} action(s) wait for {', '.join(sorted(paused_now)) or 'nothing'}" if waiting
+                          else "no action waits")
+    return SensorResult(run_requests=requests)

@@ -28,6 +28,7 @@ from dagster import (
     sensor,
 )
 
+from carinho_pipelines.destinations import pauses
 from carinho_pipelines.dlq import dlq_on_failure
 from carinho_pipelines.kernel import tags
 from carinho_pipelines.kernel.errors import ActionError
@@ -105,8 +106,11 @@ def deliver(store: EventStore, zapi: ZApiResource, row: dict[str, Any]) -> dict[
 
 
 def flush(store: EventStore, zapi: ZApiResource, limit: int = 200) -> dict[str, int]:
-    """Send what the outbox holds, oldest first; stops at the first sign of an outage."""
+    """Send what the outbox holds, oldest first; stops at the first sign of an outage.
+    Nothing goes while ops have WhatsApp paused (destinations/pauses.py)."""
     sent = held = failed = 0
+    if pauses.is_paused(store, "whatsapp"):
+        return {"sent": 0, "held": len(outbox_pending(store, limit)), "failed": 0}
     for row in outbox_pending(store, limit):
         try:
             outcome = deliver(store, zapi, row)
@@ -228,6 +232,8 @@ def flush_whatsapp_outbox():
     description="When messages are held and the instance is connected again, flush them.",
 )
 def whatsapp_outbox_sensor(context: SensorEvaluationContext, event_store: EventStoreResource, zapi: ZApiResource):
+    if pauses.is_paused(event_store.store, "whatsapp"):
+        return SkipReason("WhatsApp is paused by ops: held messages wait")
     pending = outbox_pending(event_store.store, limit=1)
     if not pending:
         return SkipReason("outbox empty")

@@ -29,8 +29,11 @@ REPLAYED_BY = "carinho/replayed_by"
 FAILURE_TAGS: tuple[str, ...] = (DLQ, ERROR_CLASS, FAILED_OPS, FAILED_DESTINATIONS, ARCHIVED_BY, ARCHIVED_AT,
                                  ARCHIVE_REASON, REPLAYED_BY)
 
+#: the destinations a run's actions wait for (paused by ops); the run itself succeeded
+PAUSED = "carinho/paused"
+
 #: who launched a run: relay | dispatch_sensor | auto_redrive | api:<key name> |
-#: cli:<key name> | schedule | whatsapp_outbox_sensor | dagster_ui | event_run
+#: cli:<key name> | schedule | whatsapp_outbox_sensor | dagster_ui | event_run | paused_actions_sensor
 LAUNCHED_BY = "carinho/launched_by"
 BY_RELAY = "relay"
 BY_DISPATCH_SENSOR = "dispatch_sensor"
@@ -40,6 +43,8 @@ BY_OUTBOX_SENSOR = "whatsapp_outbox_sensor"
 BY_DAGSTER_UI = "dagster_ui"
 #: a run that created an event (a lead from an unknown WhatsApp phone) submitted its run
 BY_EVENT_RUN = "event_run"
+#: the actions that waited for a paused destination, launched once it is resumed
+BY_PAUSE_SENSOR = "paused_actions_sensor"
 
 #: a manual sync run: why (manual) and which API key asked for it
 TRIGGER = "carinho/trigger"

@@ -21,7 +21,7 @@ from .event_store import EventStore, StoreUnavailable
 from .tables import api_keys, audit_log
 
 #: every scope the operations API checks
-SCOPES = ("events:read", "dlq:read", "dlq:write", "sync:read", "sync:run", "status:read", "privacy:erase")
+SCOPES = ("events:read", "dlq:read", "dlq:write", "sync:read", "sync:run", "status:read", "privacy:erase", "destinations:write")
 
 
 @dataclass(frozen=True)

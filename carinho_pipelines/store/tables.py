@@ -191,6 +191,18 @@ breakers = sa.Table(
     sa.Column("updated_at", Timestamp, nullable=False),
 )
 
+# A destination paused by ops (a maintenance window): its actions wait in the ledger
+# (status "paused") until it is resumed or ``until`` passes (destinations/pauses.py).
+destination_pauses = sa.Table(
+    "destination_pauses",
+    metadata,
+    sa.Column("destination", sa.String(32), primary_key=True),
+    sa.Column("reason", sa.String(500), nullable=False),
+    sa.Column("paused_at", Timestamp, nullable=False),
+    sa.Column("paused_by", sa.String(64), nullable=False),
+    sa.Column("until", Timestamp, nullable=True),
+)
+
 # One re-execution per DLQ item: the claim row is written before the launch, so two
 # concurrent retries (or retry-all racing the automatic re-drive) never both launch.
 dlq_replays = sa.Table(
