@@ -46,6 +46,7 @@ ROUTES: list[BaseRoute] = [
     Route("/api/dlq", dlq_api.list_items, methods=["GET"]),
     Route("/api/dlq/stats", dlq_api.stats, methods=["GET"]),
     Route("/api/dlq/retry-all", dlq_api.retry_all, methods=["POST"]),
+    Route("/api/dlq/recover", dlq_api.recover, methods=["POST"]),
     Route("/api/dlq/{id}", dlq_api.get_item, methods=["GET"]),
     Route("/api/dlq/{id}/retry", dlq_api.retry, methods=["POST"]),
     Route("/api/dlq/{id}/archive", dlq_api.archive, methods=["POST"]),

@@ -11,6 +11,8 @@ from starlette.responses import JSONResponse
 
 from carinho_pipelines.destinations import breakers
 from carinho_pipelines.kernel import tags
+from carinho_pipelines.destinations.pauses import DESTINATIONS
+from carinho_pipelines.kernel.dlq_policy import MAX_RECOVER_WINDOW
 from carinho_pipelines.kernel.errors import ERROR_CLASSES
 
 from carinho_pipelines.platform import graphql_client
@@ -20,6 +22,7 @@ from .apikeys import ApiKey, audit, key_of, launched_by, requires
 from .bodies import read_json_object
 from .errors import ApiError, invalid
 from .events_api import _int_param, _time_param
+from .normalise import parse_time
 from carinho_pipelines.store import utcnow
 
 MAX_RETRY_ALL = schemas.MAX_RETRY_ALL
@@ -252,3 +255,52 @@ async def retry_all(request: Request) -> JSONResponse:
                 "held_by_breaker": held, "matched": len(found)}
 
     return JSONResponse(await run_in_threadpool(work), status_code=202)
+
+
+@requires("dlq:write")
+async def recover(request: Request) -> JSONResponse:
+    """Recover a time window: with ``dry_run``, how many items and the oldest and newest;
+    otherwise one ``dlq_recover`` run (visible and cancellable in the Dagster UI) that
+    re-executes them from failure, oldest first, at a bounded rate, each exactly once."""
+    key = key_of(request)
+    _raw, body = await read_json_object(request)
+    validation.check(schemas.RECOVER_BODY, body)
+    since, until = parse_time(body["from"]), parse_time(body["to"])
+    found = [{"field": name, "reason": "must be an ISO-8601 date-time"}
+             for name, value in (("from", since), ("to", until)) if value is None]
+    if not found and until <= since:
+        found.append({"field": "to", "reason": "must be after from"})
+    if not found and until - since > MAX_RECOVER_WINDOW:
+        found.append({"field": "to", "reason": "the window is at most 31 days"})
+    destination = body.get("destination")
+    if destination is not None and destination not in DESTINATIONS:
+        found.append({"field": "destination", "reason": f"unknown destination; known: {', '.join(DESTINATIONS)}"})
+    if found:
+        raise validation.failed(found)
+    _require_dagster()
+    filters = {"destination": destination, "event_type": body.get("event_type"), "error_class": body.get("error_class")}
+
+    def work() -> tuple[int, dict[str, Any]]:
+        estimate = _recover().estimate(runs.instance(), since, until, **filters)
+        if body.get("dry_run"):
+            return 200, {**estimate, "dry_run": True}
+        config = {"since": since.isoformat(), "until": until.isoformat(), "requested_by": key.name[:64],
+                  **{k: v for k, v in filters.items() if v is not None}}
+        try:
+            run_id = graphql_client.launch_job(_recover().JOB_NAME, {tags.LAUNCHED_BY: launched_by(request, key)},
+                                               run_config={"ops": {"recover_window": {"config": config}}})
+        except (graphql_client.DagsterUnavailable, graphql_client.LaunchFailed) as exc:
+            raise ApiError(503, "dagster_unavailable", f"cannot start the recovery now: {exc}",
+                           headers={"Retry-After": "30"}) from exc
+        audit(request.app.state.store, key, "dlq.recover", run_id,
+              {"from": since.isoformat(), "to": until.isoformat(), **filters, "count": estimate["count"]})
+        return 202, {**estimate, "dry_run": False, "run_id": run_id, "run_url": graphql_client.run_url(run_id)}
+
+    status, answer = await run_in_threadpool(work)
+    return JSONResponse(answer, status_code=status)
+
+
+def _recover():
+    from carinho_pipelines.dlq import recover as module  # imports dagster: loaded on first use only
+
+    return module

@@ -175,6 +175,9 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         {"202": s.SYNC_RUN_RESULT}, body=s.SYNC_RUN_BODY, body_required=False,
         errors=("400", "401", "403", "404", "409", "422", "503"), security=KEY_AUTH,
         params=(_path("name", {"type": "string", "enum": s.SYNC_NAMES}),)),
+    ("post", "/api/dlq/recover"): Op(
+        {"202": s.RECOVER_RESULT, "200": s.RECOVER_RESULT}, body=s.RECOVER_BODY,
+        errors=("400", "401", "403", "415", "422", "503"), security=KEY_AUTH),
     ("get", "/api/destinations"): Op({"200": s.DESTINATION_LIST}, errors=("401", "403", "503"), security=KEY_AUTH),
     ("post", "/api/destinations/{name}/pause"): Op(
         {"200": s.PAUSE_RESULT}, body=s.PAUSE_BODY, errors=("400", "401", "403", "404", "415", "422", "503"),
@@ -209,7 +212,7 @@ COMPONENTS: dict[str, dict[str, Any]] = {
     "RetryResult": s.RETRY_RESULT, "ArchiveBody": s.ARCHIVE_BODY, "ArchiveResult": s.ARCHIVE_RESULT,
     "RetryBody": s.RETRY_BODY, "BreakerHold": s.BREAKER_HOLD, "RetryAllBody": s.RETRY_ALL_BODY, "RetryAllResult": s.RETRY_ALL_RESULT,
     "SyncRunBody": s.SYNC_RUN_BODY, "SyncRunResult": s.SYNC_RUN_RESULT, "SyncRun": s.SYNC_RUN,
-    "SyncList": s.SYNC_LIST, "PauseBody": s.PAUSE_BODY, "PauseResult": s.PAUSE_RESULT, "ResumeResult": s.RESUME_RESULT,
+    "SyncList": s.SYNC_LIST, "RecoverBody": s.RECOVER_BODY, "RecoverResult": s.RECOVER_RESULT, "PauseBody": s.PAUSE_BODY, "PauseResult": s.PAUSE_RESULT, "ResumeResult": s.RESUME_RESULT,
     "DestinationList": s.DESTINATION_LIST, "EraseBody": s.ERASE_BODY, "EraseResult": s.ERASE_RESULT, "Status": s.STATUS, "Health": s.HEALTH, "HealthReady": s.HEALTH_READY, "HealthDetailed": s.HEALTH_DETAILED,
 }
 _BY_ID = {id(schema): name for name, schema in COMPONENTS.items()}

@@ -271,6 +271,26 @@ BREAKER_HOLD = {
 }
 #: retry-all retries at most this many items per request
 MAX_RETRY_ALL = 100
+RECOVER_BODY = {
+    "type": "object", "required": ["from", "to"], "additionalProperties": False,
+    "properties": {
+        "from": {"type": "string", "format": "date-time", "description": "failed at or after"},
+        "to": {"type": "string", "format": "date-time", "description": "failed at or before (at most 31 days after from)"},
+        "destination": {"type": "string", "description": "only items that failed against this destination"},
+        "event_type": {"type": "string", "enum": sorted(catalogue.CATALOGUE)},
+        "error_class": {"type": "string", "enum": list(ERROR_CLASSES)},
+        "dry_run": {"type": "boolean", "default": False},
+    },
+    "examples": [{"from": "2026-12-01T14:10:00-03:00", "to": "2026-12-01T15:40:00-03:00", "destination": "financeiro",
+                  "dry_run": True}],
+}
+_RECOVER_ITEM = {"type": ["object", "null"], "properties": {"id": {"type": "string"}, "event_type": _STR_OR_NULL,
+                                                            "sync": _STR_OR_NULL, "created_at": _TIME_OR_NULL}}
+RECOVER_RESULT = {
+    "type": "object", "required": ["count"],
+    "properties": {"count": {"type": "integer"}, "oldest": _RECOVER_ITEM, "newest": _RECOVER_ITEM,
+                   "dry_run": {"type": "boolean"}, "run_id": {"type": "string"}, "run_url": _STR_OR_NULL},
+}
 RETRY_ALL_BODY = {
     "type": "object", "required": ["limit"],
     "properties": {

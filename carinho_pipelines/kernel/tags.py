@@ -33,7 +33,7 @@ FAILURE_TAGS: tuple[str, ...] = (DLQ, ERROR_CLASS, FAILED_OPS, FAILED_DESTINATIO
 PAUSED = "carinho/paused"
 
 #: who launched a run: relay | dispatch_sensor | auto_redrive | api:<key name> |
-#: cli:<key name> | schedule | whatsapp_outbox_sensor | dagster_ui | event_run | paused_actions_sensor
+#: cli:<key name> | schedule | whatsapp_outbox_sensor | dagster_ui | event_run | paused_actions_sensor | dlq_recover
 LAUNCHED_BY = "carinho/launched_by"
 BY_RELAY = "relay"
 BY_DISPATCH_SENSOR = "dispatch_sensor"
@@ -45,6 +45,8 @@ BY_DAGSTER_UI = "dagster_ui"
 BY_EVENT_RUN = "event_run"
 #: the actions that waited for a paused destination, launched once it is resumed
 BY_PAUSE_SENSOR = "paused_actions_sensor"
+#: a re-execution launched by a window recovery (POST /api/dlq/recover)
+BY_RECOVERY = "dlq_recover"
 
 #: a manual sync run: why (manual) and which API key asked for it
 TRIGGER = "carinho/trigger"
