@@ -74,7 +74,7 @@ def test_the_operations_api_describes_its_request_and_response_bodies(relay):
     ops = [(path, method, op) for path, item in doc["paths"].items() for method, op in item.items()
            if path.startswith(("/api/dlq", "/api/sync", "/status", "/health")) or (path.startswith("/api/events")
                                                                                  and method == "get")]
-    assert len(ops) == 14  # with /health/ready
+    assert len(ops) == 15  # with /health/ready and /api/dlq/recover
     for path, method, op in ops:
         ok = [code for code in op["responses"] if code.startswith("2")]
         assert ok, (method, path)
