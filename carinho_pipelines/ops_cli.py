@@ -229,6 +229,28 @@ def dlq_retry_all(hub: Hub, limit, event_type, source, kind, error_class, force)
     hub.show(hub("POST", "/api/dlq/retry-all", body=body), human)
 
 
+@hub_command(dlq, "recover")
+@click.option("--from", "since", required=True, help="failed at or after (ISO-8601 date-time)")
+@click.option("--to", "until", required=True, help="failed at or before (at most 31 days after --from)")
+@click.option("--destination", default=None, help="only items that failed against it, e.g. financeiro")
+@click.option("--type", "event_type", default=None)
+@click.option("--error-class", type=click.Choice(["unavailable", "rejected", "invalid", "error"]), default=None)
+@click.option("--dry-run", is_flag=True, help="only count (and show the oldest and newest item)")
+def dlq_recover(hub: Hub, since, until, destination, event_type, error_class, dry_run) -> None:
+    """Recover a time window (POST /api/dlq/recover): one run re-executes its items."""
+    body = {k: v for k, v in {"from": since, "to": until, "destination": destination, "event_type": event_type,
+                              "error_class": error_class, "dry_run": dry_run or None}.items() if v is not None}
+
+    def human(d: dict[str, Any]) -> None:
+        span = f"oldest {d['oldest']['id']} ({d['oldest']['created_at']}), newest {d['newest']['id']}" \
+            if d.get("oldest") else "nothing matches"
+        click.echo(f"{d['count']} item(s); {span}")
+        if d.get("run_id"):
+            click.echo(f"recovering as {d['run_id']}  {d.get('run_url') or ''}".rstrip())
+
+    hub.show(hub("POST", "/api/dlq/recover", body=body), human)
+
+
 @hub_command(dlq, "archive")
 @click.argument("item_id")
 @click.option("--reason", required=True, help="why this item needs no retry")
@@ -271,12 +293,16 @@ def events() -> None:
 @click.option("--status", default=None, help="received, filtered, scheduled, dispatched, running, succeeded, failed, archived")
 @click.option("--from", "since", default=None, help="ISO-8601 date-time")
 @click.option("--to", "until", default=None, help="ISO-8601 date-time")
+@click.option("--phone", default=None, help="a person's events, by phone (exact, any format)")
+@click.option("--email", default=None, help="a person's events, by e-mail")
+@click.option("--cpf", default=None, help="a person's events, by CPF")
 @click.option("--page", type=int, default=1, show_default=True)
 @click.option("--per-page", type=int, default=50, show_default=True)
-def events_list(hub: Hub, event_type, source, status, since, until, page, per_page) -> None:
+def events_list(hub: Hub, event_type, source, status, since, until, phone, email, cpf, page, per_page) -> None:
     """Events, newest first (GET /api/events)."""
     data = hub("GET", "/api/events", params={"type": event_type, "source": source, "status": status, "from": since,
-                                              "to": until, "page": page, "per_page": per_page})
+                                              "to": until, "phone": phone, "email": email, "cpf": cpf,
+                                              "page": page, "per_page": per_page})
 
     def human(d: dict[str, Any]) -> None:
         table(d["data"], [("id", "id"), ("type", "event_type"), ("source", "source"), ("queue", "queue"),
@@ -346,6 +372,65 @@ def sync_run(hub: Hub, name: str, date: str | None) -> None:
                                         + f"  {d.get('run_url') or ''}"))
 
 
+# -- destinations ---------------------------------------------------------------------------
+
+
+@click.group()
+def destination() -> None:
+    """Pause and resume a destination (a maintenance window), over the operations API."""
+
+
+@hub_command(destination, "list")
+def destination_list(hub: Hub) -> None:
+    """Every destination with its breaker and pause (GET /api/destinations)."""
+    def human(d: dict[str, Any]) -> None:
+        table([{**x, "paused": (x["paused"] or {}).get("reason", ""), "until": (x["paused"] or {}).get("until", "")}
+               for x in d["destinations"]],
+              [("destination", "destination"), ("breaker", "breaker"), ("paused", "paused"), ("until", "until")])
+
+    hub.show(hub("GET", "/api/destinations"), human)
+
+
+@hub_command(destination, "pause")
+@click.argument("name")
+@click.option("--reason", required=True, help="why (shown in the UI, /status and the audit log)")
+@click.option("--until", default=None, help="when the pause ends by itself (ISO-8601, at most 7 days ahead)")
+def destination_pause(hub: Hub, name: str, reason: str, until: str | None) -> None:
+    """Pause a destination: its actions wait, then go out once each when it is resumed."""
+    data = hub("POST", f"/api/destinations/{name}/pause", body={"reason": reason, **({"until": until} if until else {})})
+    hub.show(data, lambda d: click.echo(f"{d['destination']}: paused ({d['paused']['reason']})"
+                                        + (f" until {d['paused']['until']}" if d["paused"].get("until") else "")))
+
+
+@hub_command(destination, "resume")
+@click.argument("name")
+def destination_resume(hub: Hub, name: str) -> None:
+    """Resume a destination: what waited for it is sent within a sensor tick."""
+    data = hub("POST", f"/api/destinations/{name}/resume")
+    hub.show(data, lambda d: click.echo(f"{d['destination']}: {'resumed' if d['resumed'] else 'was not paused'}"))
+
+
+# -- privacy --------------------------------------------------------------------------------
+
+
+@click.group()
+def privacy() -> None:
+    """A person's data (LGPD): erase it on request."""
+
+
+@hub_command(privacy, "erase")
+@click.option("--phone", default=None)
+@click.option("--email", default=None)
+@click.option("--cpf", default=None)
+def privacy_erase(hub: Hub, phone: str | None, email: str | None, cpf: str | None) -> None:
+    """Erase one person's data (POST /api/privacy/erase; scope privacy:erase)."""
+    given = {k: v for k, v in {"phone": phone, "email": email, "cpf": cpf}.items() if v}
+    if len(given) != 1:
+        raise click.UsageError("give exactly one of --phone, --email or --cpf")
+    hub.show(hub("POST", "/api/privacy/erase", body=given),
+             lambda d: click.echo("erased: " + ", ".join(f"{k} {v}" for k, v in d["erased"].items())))
+
+
 # -- status ---------------------------------------------------------------------------------
 
 
@@ -379,5 +464,5 @@ def status(hub: Hub) -> None:
 
 def register(main: click.Group) -> None:
     """Add the ops commands to the ``carinho`` command line."""
-    for command in (dlq, events, sync, status):
+    for command in (dlq, events, sync, destination, privacy, status):
         main.add_command(command)

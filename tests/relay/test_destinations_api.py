@@ -63,3 +63,26 @@ def test_bad_pause_requests_are_refused_and_change_nothing(relay, monkeypatch):
     assert _pauses(relay) == []
     with relay.store.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(audit_log)).scalar_one() == 0
+
+
+def test_the_ops_cli_pauses_lists_and_resumes_over_http(relay, monkeypatch):
+    from click.testing import CliRunner
+
+    from carinho_pipelines.cli import main
+
+    monkeypatch.setenv("CARINHO_API_KEYS", KEYS + ";eraser:erase-key:privacy:erase")
+    env = {"CARINHO_HUB_URL": relay.url, "CARINHO_API_KEY": "pause-key"}
+    runner = CliRunner()
+    paused = runner.invoke(main, ["destination", "pause", "financeiro", "--reason", "closing the month"], env=env)
+    assert paused.exit_code == 0, paused.output
+    assert "financeiro: paused (closing the month)" in paused.output
+    listed = runner.invoke(main, ["destination", "list"], env=env)
+    assert listed.exit_code == 0 and "closing the month" in listed.output
+    unknown = runner.invoke(main, ["destination", "pause", "nowhere", "--reason", "x"], env=env)
+    assert unknown.exit_code == 1 and "HTTP 404" in unknown.output
+    resumed = runner.invoke(main, ["destination", "resume", "financeiro"], env=env)
+    assert resumed.exit_code == 0 and "financeiro: resumed" in resumed.output
+    both = runner.invoke(main, ["privacy", "erase", "--phone", "11988887777", "--email", "a@b.com"],
+                         env={**env, "CARINHO_API_KEY": "erase-key"})
+    assert both.exit_code == 2 and "exactly one" in both.output
+    assert _pauses(relay) == []
