@@ -49,6 +49,27 @@ def _safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+# -- instance -------------------------------------------------------------------
+
+
+@main.group()
+def instance() -> None:
+    """The Dagster instance ($DAGSTER_HOME)."""
+
+
+@instance.command("limits")
+def instance_limits() -> None:
+    """Write each destination's concurrency (destinations/limits.py) as its Dagster pool's
+    limit (idempotent; run after `dagster instance migrate`)."""
+    from dagster import DagsterInstance
+
+    from carinho_pipelines.destinations.limits import apply_pool_limits
+
+    with DagsterInstance.get() as dagster_instance:
+        applied = apply_pool_limits(dagster_instance)
+    click.echo("pool limits: " + ", ".join(f"{pool}={n}" for pool, n in sorted(applied.items())))
+
+
 # -- apikey ---------------------------------------------------------------------
 
 
@@ -290,6 +311,7 @@ def _start_hub(sv, sup, in_process: list[object], launcher: str, embedded_broker
     # Dagster's storage is created (or migrated) once, before its processes start: on a
     # fresh SQLite instance several of them would race to create the same tables
     sup.run_once("Dagster storage", [sv.python_bin("dagster"), "instance", "migrate"])
+    sup.run_once("destination limits", [sv.python_bin("carinho"), "instance", "limits"])
     broker = env.get("CARINHO_CELERY_BROKER_URL")
     if embedded_broker:
         sup.start(sv.Component("broker", valkey_command(broker_port, data / "broker"), sv.redis_ping(broker),

@@ -23,7 +23,7 @@ from dagster import (
 from dagster import DependencyDefinition
 from sqlalchemy.exc import OperationalError
 
-from carinho_pipelines.destinations import breakers, pauses
+from carinho_pipelines.destinations import breakers, limits, pauses
 from carinho_pipelines.kernel import tags
 from carinho_pipelines.dlq import dlq_on_failure
 from carinho_pipelines.kernel.settings import SYSTEMS
@@ -149,6 +149,8 @@ def action_op(action: Action) -> OpDefinition:
             compute_fn=compute,
             required_resource_keys=_resource_keys(action),
             tags={tags.DESTINATION: action.destination},
+            # at most LIMITS[destination].concurrency calls at once, across every run
+            pool=limits.pool_of(action.destination),
         )
     return _OPS[action.name]
 

@@ -28,7 +28,7 @@ from dagster import (
     sensor,
 )
 
-from carinho_pipelines.destinations import pauses
+from carinho_pipelines.destinations import limits, pauses
 from carinho_pipelines.dlq import dlq_on_failure
 from carinho_pipelines.kernel import tags
 from carinho_pipelines.kernel.errors import ActionError
@@ -90,6 +90,9 @@ def deliver(store: EventStore, zapi: ZApiResource, row: dict[str, Any]) -> dict[
         return {"status": "held", "reason": "whatsapp unavailable", "outbox_id": row["id"]}
     if not outbox_claim(store, row["id"]):
         return {"status": "held", "reason": "being sent by another run", "outbox_id": row["id"]}
+    if not limits.pace(store, "whatsapp"):  # Z-API's rate: a long wait is held, not slept through
+        outbox_finish(store, row["id"], "pending", error="paced: the per-second limit is busy")
+        return {"status": "held", "reason": "paced (messages per second)", "outbox_id": row["id"]}
     try:
         response = _send(zapi, row)
     except ActionError as err:

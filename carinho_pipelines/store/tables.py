@@ -203,6 +203,16 @@ destination_pauses = sa.Table(
     sa.Column("until", Timestamp, nullable=True),
 )
 
+# The pacing of a rate-limited destination (Z-API): when its next call may go, as epoch
+# seconds, moved forward atomically by every call that reserves a slot
+# (destinations/limits.py).
+destination_pace = sa.Table(
+    "destination_pace",
+    metadata,
+    sa.Column("destination", sa.String(32), primary_key=True),
+    sa.Column("next_at", sa.Float, nullable=False),
+)
+
 # One re-execution per DLQ item: the claim row is written before the launch, so two
 # concurrent retries (or retry-all racing the automatic re-drive) never both launch.
 dlq_replays = sa.Table(

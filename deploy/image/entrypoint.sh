@@ -49,7 +49,9 @@ case "$role" in
     exec carinho worker --queues "$1" ;;
   migrate)
     carinho db upgrade
-    exec dagster instance migrate ;;
+    dagster instance migrate
+    # each destination's concurrency as its Dagster pool limit (destinations/limits.py)
+    exec carinho instance limits ;;
   *)
     exec "$role" "$@" ;;
 esac

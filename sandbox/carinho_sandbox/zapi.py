@@ -438,6 +438,8 @@ class ZapiSimulator:
                 "body": copy.deepcopy(body),
                 "status": "SENT" if self.state.connected else "QUEUED",
                 "at": now_iso(),
+                # when it arrived, in epoch seconds (a rate is measured from these)
+                "received_ts": time.time(),
                 "sent_at": now_iso() if self.state.connected else None,
             }
             self.state.sent.append(record)

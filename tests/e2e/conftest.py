@@ -13,8 +13,10 @@ from typing import Iterator
 
 import httpx
 import pytest
+from dagster import DagsterInstance
 from aiosmtpd.controller import Controller
 
+from carinho_pipelines.destinations.limits import apply_pool_limits
 from carinho_pipelines.platform.instance import prepare_dagster_home
 from tests.support import REPO_ROOT
 from carinho_sandbox import Sandbox
@@ -128,6 +130,8 @@ def stack(pg_database, tmp_path_factory) -> Iterator[Stack]:
         from relay import runs
 
         runs._instance = None
+        with DagsterInstance.from_config(str(home)) as instance:  # what `carinho instance limits` does
+            apply_pool_limits(instance)
         store = EventStore(store_url)
         relay = ServerThread(create_app(store)).start()
         sb.zapi.set_webhook(f"{relay.url}/webhooks/whatsapp?token={env['ZAPI_WEBHOOK_TOKEN']}")
