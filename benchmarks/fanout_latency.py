@@ -205,6 +205,12 @@ class Stack:
             self.env["CARINHO_CELERY_BROKER_URL"] = "redis://127.0.0.1:6379/11"
         os.environ.update({k: v for k, v in self.env.items() if k.startswith(("DAGSTER_", "CARINHO_CELERY"))})
         prepare_dagster_home(home, postgres=True)
+        from dagster import DagsterInstance
+
+        from carinho_pipelines.destinations.limits import apply_pool_limits
+
+        with DagsterInstance.from_config(str(home)) as instance:  # as `carinho instance limits` does
+            apply_pool_limits(instance)
         self.home = home
         self.log = open(log or workdir / "stack.log", "ab")
         self.spawn([str(BIN / "carinho"), "relay", "--port", str(self.relay_port)])
@@ -436,6 +442,38 @@ def phase(stack: Stack, name: str, schedule: list[tuple[float, str]], drain: flo
             "peak_rss": sampler.peak, "by_queue": by_queue, "roles": roles, "stages": stages}
 
 
+def flood_phase(stack: Stack, args: argparse.Namespace) -> dict:
+    """The 10x mix while Marketing answers in 2 s and gets a flood of ``--flood`` events
+    (client.registered, whose fan-out calls Marketing): the other events' latency, and
+    the most Z-API messages seen in any 1 s window."""
+    stack.sb.latency("marketing", 2.0)
+    started = time.time()
+    flooded: list[int] = []
+
+    def flood() -> None:
+        auth = {"Authorization": f"Bearer {stack.sb.token('crm')}"}
+        for _ in range(args.flood):
+            n = uuid.uuid4().int % 10**8
+            resp = stack.http.post("/webhooks/crm/client-registered", headers=auth,
+                                   json={"id": n, "name": "Cliente Flood", "phone": f"55118{n:08d}"})
+            resp.raise_for_status()
+            flooded.append(resp.json()["event_id"])
+
+    sender = threading.Thread(target=flood)
+    sender.start()
+    try:
+        result = phase(stack, f"10x seed mix + {args.flood} events to Marketing answering in 2 s",
+                       poisson_schedule(MIX, args.duration, 10), args.drain)
+    finally:
+        sender.join()
+        stack.sb.latency("marketing", 0.0)
+    times = sorted(m["received_ts"] for m in stack.sb.zapi.sent() if m.get("received_ts", 0) >= started)
+    result["zapi_max_per_second"] = max((sum(1 for u in times if t <= u < t + 1.0) for t in times), default=0)
+    done = stack.outcome(flooded)
+    result["flood_done"] = sum(1 for _q, seconds in done.values() if seconds is not None)
+    return result
+
+
 def poisson_schedule(rate_per_hour: dict[str, float], duration: float, multiplier: float) -> list[tuple[float, str]]:
     out = []
     for queue, per_hour in rate_per_hour.items():
@@ -501,7 +539,9 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=120, help="seconds of traffic per phase")
     parser.add_argument("--drain", type=float, default=240, help="max seconds to wait for completion")
     parser.add_argument("--burst", type=int, default=200, help="events sent at once in the burst phase (0 = skip)")
-    parser.add_argument("--phases", default="1x,10x,burst")
+    parser.add_argument("--phases", default="1x,10x,burst",
+                        help="1x, 10x, burst, idle, flood (10x while Marketing is slow and flooded)")
+    parser.add_argument("--flood", type=int, default=500, help="events sent to Marketing in the flood phase")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--log", default=None, help="keep the stack's log in this file")
     parser.add_argument("--code-server", action=argparse.BooleanOptionalAction, default=False,
@@ -535,6 +575,16 @@ def run_mode(mode: str, args: argparse.Namespace) -> list[tuple[str, str, dict]]
                     result = phase(stack, "1x seed mix", poisson_schedule(MIX, args.duration, 1), args.drain)
                 elif name == "10x":
                     result = phase(stack, "10x seed mix", poisson_schedule(MIX, args.duration, 10), args.drain)
+                elif name == "flood":
+                    result = flood_phase(stack, args)
+                    report(result)
+                    from carinho_pipelines.destinations.limits import LIMITS
+
+                    print(f"Z-API: at most {result['zapi_max_per_second']} message(s) in any 1 s window "
+                          f"(limit {LIMITS['whatsapp'].per_second:g}/s); flood events done: "
+                          f"{result['flood_done']} of {args.flood}")
+                    rows.append((mode, name, result))
+                    continue
                 elif name == "idle":
                     result = idle_phase(stack, args.duration)
                     rows.append((mode, name, result))
