@@ -12,7 +12,10 @@ from starlette.responses import JSONResponse
 from carinho_pipelines.destinations import breakers
 from carinho_pipelines.kernel import tags
 from carinho_pipelines.destinations.pauses import DESTINATIONS
-from carinho_pipelines.kernel.dlq_policy import MAX_RECOVER_WINDOW
+from carinho_pipelines import dlq
+from carinho_pipelines.events import ledger
+from carinho_pipelines.kernel.privacy import mask_payload
+from carinho_pipelines.kernel.dlq_policy import MAX_RECOVER_WINDOW, RECOVER_JOB
 from carinho_pipelines.kernel.errors import ERROR_CLASSES
 
 from carinho_pipelines.platform import graphql_client
@@ -28,12 +31,6 @@ from carinho_pipelines.store import utcnow
 MAX_RETRY_ALL = schemas.MAX_RETRY_ALL
 
 
-def _dlq():
-    from carinho_pipelines import dlq  # imports dagster: loaded on first use only
-
-    return dlq
-
-
 def _require_dagster() -> None:
     if not runs.configured():
         raise ApiError(503, "dagster_unavailable", "DAGSTER_HOME is not set: the relay cannot read runs",
@@ -41,15 +38,15 @@ def _require_dagster() -> None:
 
 
 def _item(run: Any) -> dict[str, Any]:
-    return _dlq().item(runs.instance(), run, run_url=graphql_client.run_url(run.run_id))
+    return dlq.item(runs.instance(), run, run_url=graphql_client.run_url(run.run_id))
 
 
 def _get_run(run_id: str) -> Any:
     run = runs.instance().get_run_by_id(run_id)
-    if run is None or run.status.value != "FAILURE" or not _dlq().in_scope(run):
+    if run is None or run.status.value != "FAILURE" or not dlq.in_scope(run):
         raise ApiError(404, "not_found", f"no DLQ item {run_id}")
     if tags.DLQ not in run.tags:  # failed a moment ago, before its hook or the sensor tagged it
-        _dlq().annotate(runs.instance(), run)
+        dlq.annotate(runs.instance(), run)
         run = runs.instance().get_run_by_id(run_id)
     return run
 
@@ -57,20 +54,19 @@ def _get_run(run_id: str) -> Any:
 def _closed_breakers(run: Any, store: Any) -> dict[str, Any] | None:
     """The item's destinations whose circuit breaker is open, and when the automatic
     re-drive will try again; ``None`` when every destination may be called."""
-    from carinho_pipelines.dlq.sensors import MAX_AUTO_REDRIVES, item_destinations, redrive_interval_seconds
 
-    dlq, now = _dlq(), utcnow()
+    now = utcnow()
     instance = runs.instance()
-    open_ = {d: breakers.probe_at(store, d) for d in item_destinations(instance, run)
+    open_ = {d: breakers.probe_at(store, d) for d in dlq.item_destinations(instance, run)
              if not breakers.healthy(store, d, now)}
     if not open_:
         return None
     probe = max((t for t in open_.values() if t is not None), default=now)
     error_class = run.tags.get(tags.ERROR_CLASS) or dlq.failure_of(instance, run.run_id).error_class
-    auto = error_class == "unavailable" and len(dlq.run_group(instance, run)) <= MAX_AUTO_REDRIVES
+    auto = error_class == "unavailable" and len(dlq.run_group(instance, run)) <= dlq.MAX_AUTO_REDRIVES
     names = ", ".join(sorted(open_))
     if auto:
-        when = f"the automatic re-drive retries it from {probe.isoformat()} (within {redrive_interval_seconds()} s after)"
+        when = f"the automatic re-drive retries it from {probe.isoformat()} (within {dlq.redrive_interval_seconds()} s after)"
     else:
         when = "the automatic re-drive will not retry it (error class or tries); retry once the breaker is closed"
     return {
@@ -112,7 +108,7 @@ async def list_items(request: Request) -> JSONResponse:
     per_page = _int_param(request, "per_page", 20, 1, 100)
 
     def work() -> dict[str, Any]:
-        found = _dlq().failed_runs(runs.instance(), **filters)
+        found = dlq.failed_runs(runs.instance(), **filters)
         chosen = found[(page - 1) * per_page : page * per_page]
         return {"data": [_item(r) for r in chosen], "meta": {"page": page, "per_page": per_page, "total": len(found)}}
 
@@ -123,7 +119,7 @@ async def list_items(request: Request) -> JSONResponse:
 async def stats(request: Request) -> JSONResponse:
     """Totals, last 24 h / 7 d, by type and by error class."""
     _require_dagster()
-    return JSONResponse(await run_in_threadpool(_dlq().stats, runs.instance(), utcnow()))
+    return JSONResponse(await run_in_threadpool(dlq.stats, runs.instance(), utcnow()))
 
 
 @requires("dlq:read")
@@ -134,10 +130,6 @@ async def get_item(request: Request) -> JSONResponse:
     run_id = request.path_params["id"]
 
     def work() -> dict[str, Any]:
-        from carinho_pipelines.events import ledger
-        from carinho_pipelines.kernel.privacy import mask_payload
-
-        dlq = _dlq()
         run = _get_run(run_id)
         body = _item(run)
         failure = dlq.failure_of(runs.instance(), run_id)
@@ -159,7 +151,6 @@ async def get_item(request: Request) -> JSONResponse:
 
 
 def _retry(request: Request, key: ApiKey, run_id: str, force: bool = False) -> dict[str, Any]:
-    dlq = _dlq()
     run = _get_run(run_id)
     if not force and run.tags.get(tags.DLQ) == dlq.OPEN:
         held = _closed_breakers(run, request.app.state.store)
@@ -219,7 +210,7 @@ async def archive(request: Request) -> JSONResponse:
         run = _get_run(run_id)
         if run.tags.get(tags.DLQ) != "open":
             raise ApiError(409, "conflict", f"item {run_id} is {run.tags.get(tags.DLQ)}, not open")
-        _dlq().archive(runs.instance(), run_id, reason.strip(), key.name, utcnow())
+        dlq.archive(runs.instance(), run_id, reason.strip(), key.name, utcnow())
         audit(request.app.state.store, key, "dlq.archive", run_id, {"reason": reason.strip()[:500]})
         return {"id": run_id, "status": "archived"}
 
@@ -237,7 +228,7 @@ async def retry_all(request: Request) -> JSONResponse:
     force = _force(body)
 
     def work() -> dict[str, Any]:
-        found = _dlq().failed_runs(runs.instance(), event_type=body.get("event_type"), source=body.get("source"),
+        found = dlq.failed_runs(runs.instance(), event_type=body.get("event_type"), source=body.get("source"),
                                    kind=kind, error_class=error_class)
         results, held = [], []
         for run in list(reversed(found))[:limit]:
@@ -281,13 +272,13 @@ async def recover(request: Request) -> JSONResponse:
     filters = {"destination": destination, "event_type": body.get("event_type"), "error_class": body.get("error_class")}
 
     def work() -> tuple[int, dict[str, Any]]:
-        estimate = _recover().estimate(runs.instance(), since, until, **filters)
+        estimate = dlq.estimate(runs.instance(), since, until, **filters)
         if body.get("dry_run"):
             return 200, {**estimate, "dry_run": True}
         config = {"since": since.isoformat(), "until": until.isoformat(), "requested_by": key.name[:64],
                   **{k: v for k, v in filters.items() if v is not None}}
         try:
-            run_id = graphql_client.launch_job(_recover().JOB_NAME, {tags.LAUNCHED_BY: launched_by(request, key)},
+            run_id = graphql_client.launch_job(RECOVER_JOB, {tags.LAUNCHED_BY: launched_by(request, key)},
                                                run_config={"ops": {"recover_window": {"config": config}}})
         except (graphql_client.DagsterUnavailable, graphql_client.LaunchFailed) as exc:
             raise ApiError(503, "dagster_unavailable", f"cannot start the recovery now: {exc}",
@@ -298,9 +289,3 @@ async def recover(request: Request) -> JSONResponse:
 
     status, answer = await run_in_threadpool(work)
     return JSONResponse(answer, status_code=status)
-
-
-def _recover():
-    from carinho_pipelines.dlq import recover as module  # imports dagster: loaded on first use only
-
-    return module

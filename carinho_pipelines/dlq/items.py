@@ -2,37 +2,56 @@
 ``open`` (ARCHITECTURE.md "DLQ = failed runs"). This module reads and annotates them
 in the Dagster instance — the same storage the UI shows — so the API and the UI can
 never disagree. Launching re-executions goes through Dagster's GraphQL API
-(``carinho_pipelines.platform.graphql_client``), the same mutation as the UI's button."""
+(``carinho_pipelines.platform.graphql_client``), the same mutation as the UI's button.
+
+No dagster import at module level: the relay reads the DLQ through this module and
+starts without Dagster; each function imports what it uses of Dagster when it runs (the
+failure hook, which must be a Dagster object, is :mod:`.hooks`)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import sqlalchemy as sa
-from dagster import DagsterEventType, DagsterInstance, DagsterRun, DagsterRunStatus, HookContext, RunsFilter, failure_hook
 
 from carinho_pipelines.kernel import tags
 from carinho_pipelines.kernel.errors import ERROR_CLASSES
 from carinho_pipelines.kernel.privacy import mask_response
 from carinho_pipelines.kernel.queues import QUEUES, RETRY
+from carinho_pipelines.kernel.settings import current
+from carinho_pipelines.kernel.sync_registry import SYNCS
 from carinho_pipelines.platform import graphql_client
-from carinho_pipelines.platform.dagster_internals import (
-    TAGS_TO_MAYBE_OMIT_ON_RETRY,  # what Dagster itself drops on a re-execution
-    RunsTable,
-    RunTagsTable,
-    SqlRunStorage,
-    get_current_datetime,
-    serialize_value,
-)
 from carinho_pipelines.store.tables import dlq_replays
+
+if TYPE_CHECKING:
+    from dagster import DagsterInstance, DagsterRun
 
 OPEN, REPLAYED, ARCHIVED = tags.DLQ_OPEN, tags.DLQ_REPLAYED, tags.DLQ_ARCHIVED
 #: jobs whose failed runs are DLQ items besides event and sync runs
 DLQ_JOBS = frozenset({"flush_whatsapp_outbox"})
 #: how many runs a listing examines at most
 SCAN_LIMIT = 2000
+#: automatic re-executions of one item at most (the re-drive sensor); then a person decides
+MAX_AUTO_REDRIVES = 5
+
+
+def redrive_interval_seconds() -> int:
+    """``CARINHO_REDRIVE_INTERVAL_SECONDS``: how often the re-drive sensor looks (read when
+    the code location loads, and by the relay when it describes the next attempt)."""
+    return current().redrive_interval_seconds
+
+
+def item_destinations(instance: DagsterInstance, run: DagsterRun) -> list[str]:
+    """The destinations a DLQ item waits for: its failed destinations; for a sync (which
+    records failed items, not destinations) every system it calls."""
+    tagged = run.tags.get(tags.FAILED_DESTINATIONS)
+    destinations = [d for d in (tagged.split(",") if tagged else failure_of(instance, run.run_id).destinations) if d]
+    sync = run.tags.get(tags.SYNC)
+    if sync in SYNCS:
+        destinations = sorted({*destinations, *SYNCS[sync].systems})
+    return destinations
 
 
 def in_scope(run: DagsterRun) -> bool:
@@ -65,6 +84,8 @@ def _meta(event: Any) -> dict[str, Any]:
 
 def failure_of(instance: DagsterInstance, run_id: str) -> Failure:
     """What failed in a run: the ops, the error class, the downstream response."""
+    from dagster import DagsterEventType
+
     records = instance.all_logs(
         run_id, of_type={DagsterEventType.STEP_FAILURE, DagsterEventType.STEP_UP_FOR_RETRY,
                          DagsterEventType.RUN_FAILURE}
@@ -152,15 +173,6 @@ def annotate(instance: DagsterInstance, run: DagsterRun) -> Failure:
     return failure
 
 
-@failure_hook(name="dlq_on_failure")
-def dlq_on_failure(context: HookContext) -> None:
-    """The run's DLQ tag, set the moment one of its ops fails for good (so the UI
-    filter and ``GET /api/dlq`` list it without waiting for a sensor tick)."""
-    run = context.instance.get_run_by_id(context.run_id)
-    if run is not None and in_scope(run):
-        annotate(context.instance, run)
-
-
 def clear_failure_tags(instance: DagsterInstance, run: DagsterRun) -> list[str]:
     """A run that succeeded is not in the DLQ: drop the DLQ and error tags it carries
     (a re-execution from the Dagster UI copies them from its failed parent; runs
@@ -171,6 +183,8 @@ def clear_failure_tags(instance: DagsterInstance, run: DagsterRun) -> list[str]:
 
 
 def _sql_run_storage(instance: DagsterInstance) -> Any:
+    from carinho_pipelines.platform.dagster_internals import SqlRunStorage
+
     storage = instance.run_storage
     inner = getattr(storage, "_storage", None)  # LegacyRunStorage over a composite storage
     if inner is not None and hasattr(inner, "run_storage"):
@@ -184,6 +198,8 @@ def remove_run_tags(instance: DagsterInstance, run_id: str, keys: Iterable[str])
     """Delete tags from a run. Dagster only adds or changes tags (``add_run_tags``), and
     a tag set to ``""`` still shows in the UI as an empty chip; this is the same update
     ``add_run_tags`` makes (the run's serialized body and its tag rows), in reverse."""
+    from carinho_pipelines.platform.dagster_internals import RunTagsTable, RunsTable, get_current_datetime, serialize_value
+
     run = instance.get_run_by_id(run_id)
     gone = [k for k in keys if run is not None and k in run.tags]
     if not gone:
@@ -201,6 +217,8 @@ def migrate_tags(instance: DagsterInstance, batch: int = 500) -> dict[str, int]:
     """One-off: make existing runs follow "the DLQ tag means the DLQ". Runs that did not
     fail lose ``carinho/dlq`` and the error tags; failed in-scope runs without the tag get
     it (``open``); empty error tags are removed. Idempotent."""
+    from dagster import DagsterRunStatus
+
     counts = {"examined": 0, "cleared": 0, "opened": 0, "emptied": 0}
     cursor = None
     while True:
@@ -229,6 +247,8 @@ def kind_of(run: DagsterRun) -> str:
 
 
 def run_group(instance: DagsterInstance, run: DagsterRun) -> list[DagsterRun]:
+    from dagster import RunsFilter
+
     root = run.root_run_id or run.get_root_run_id() or run.run_id
     group = list(instance.get_runs(filters=RunsFilter(tags={tags.ROOT_RUN_ID: root})))
     root_run = instance.get_run_by_id(root)
@@ -237,6 +257,8 @@ def run_group(instance: DagsterInstance, run: DagsterRun) -> list[DagsterRun]:
 
 def item(instance: DagsterInstance, run: DagsterRun, *, run_url: str | None = None) -> dict[str, Any]:
     """A DLQ item (CONTRACTS §10)."""
+    from dagster import DagsterRunStatus
+
     record = instance.get_run_record_by_id(run.run_id)
     failure = failure_of(instance, run.run_id)
     group = run_group(instance, run)
@@ -286,6 +308,8 @@ def failed_runs(
     limit: int = SCAN_LIMIT,
 ) -> list[DagsterRun]:
     """Failed runs in the DLQ (newest first) matching the filters."""
+    from dagster import DagsterRunStatus, RunsFilter
+
     wanted: dict[str, Any] = {tags.DLQ: list(statuses)}
     if event_type:
         wanted[tags.EVENT_TYPE] = event_type
@@ -312,6 +336,8 @@ def failed_runs(
 
 def replayed_ids(instance: DagsterInstance, run_ids: list[str]) -> set[str]:
     """The runs among ``run_ids`` that have a re-execution (whoever launched it)."""
+    from dagster import RunsFilter
+
     found: set[str] = set()
     for start in range(0, len(run_ids), 200):
         chunk = run_ids[start : start + 200]
@@ -325,6 +351,8 @@ def reconcile(instance: DagsterInstance, limit: int = 200) -> list[str]:
     """Tag as ``replayed`` the open items someone re-executed from the Dagster UI, so
     the UI's tags and the API agree, and say who launched those re-executions (the UI
     copied the parent's ``carinho/launched_by``); returns the parents' ids."""
+    from dagster import DagsterRunStatus, RunsFilter
+
     runs = instance.get_runs(filters=RunsFilter(statuses=[DagsterRunStatus.FAILURE], tags={tags.DLQ: OPEN}), limit=limit)
     ids = sorted(replayed_ids(instance, [r.run_id for r in runs]))
     for run_id in ids:
@@ -370,6 +398,8 @@ def reexecution_tags(parent: DagsterRun, launched_by: str) -> dict[str, str]:
     """Tags of a re-execution: the parent's, without its DLQ state and failure
     annotations (a re-execution that succeeds carries none; one that fails gets its
     own), on the retry queue, saying who launched it."""
+    from carinho_pipelines.platform.dagster_internals import TAGS_TO_MAYBE_OMIT_ON_RETRY
+
     inherited = {k: v for k, v in parent.tags.items()
                  if k not in tags.FAILURE_TAGS and k not in TAGS_TO_MAYBE_OMIT_ON_RETRY}
     return {
@@ -420,3 +450,39 @@ def replay(store: Any, instance: DagsterInstance, run_id: str, who: str, now: dt
         conn.execute(dlq_replays.update().where(dlq_replays.c.parent_run_id == run_id).values(child_run_id=child))
     mark_replayed(instance, run_id, who)
     return child, False
+
+
+# -- a time window (dlq/recover.py re-executes it; the relay's dry run counts it) --------
+
+
+def matching(instance: DagsterInstance, since: dt.datetime, until: dt.datetime, *,
+             destination: str | None = None, event_type: str | None = None,
+             error_class: str | None = None) -> list[DagsterRun]:
+    """The open DLQ items that failed in ``[since, until]``, oldest first."""
+    found = failed_runs(instance, event_type=event_type, error_class=error_class, since=since, until=until)
+    if destination:
+        found = [r for r in found if destination in _destinations(instance, r)]
+    return sorted(found, key=lambda r: _created(instance, r))
+
+
+def _destinations(instance: DagsterInstance, run: DagsterRun) -> list[str]:
+    tagged = run.tags.get(tags.FAILED_DESTINATIONS)
+    return tagged.split(",") if tagged else failure_of(instance, run.run_id).destinations
+
+
+def _created(instance: DagsterInstance, run: DagsterRun) -> float:
+    record = instance.get_run_record_by_id(run.run_id)
+    return record.create_timestamp.timestamp() if record and record.create_timestamp else 0.0
+
+
+def estimate(instance: DagsterInstance, since: dt.datetime, until: dt.datetime, **filters: Any) -> dict[str, Any]:
+    """The dry run: how many items, and the oldest and the newest."""
+    found = matching(instance, since, until, **filters)
+
+    def brief(run: DagsterRun) -> dict[str, Any]:
+        created = _created(instance, run)
+        return {"id": run.run_id, "event_type": run.tags.get(tags.EVENT_TYPE), "sync": run.tags.get(tags.SYNC),
+                "created_at": dt.datetime.fromtimestamp(created, dt.timezone.utc).isoformat() if created else None}
+
+    return {"count": len(found), "oldest": brief(found[0]) if found else None,
+            "newest": brief(found[-1]) if found else None}

@@ -1,7 +1,7 @@
 """Recover a window (issue 16): "re-run everything that failed against Financeiro between
 14:10 and 15:40" as one operation.
 
-:func:`estimate` answers the dry run (how many, the oldest and the newest); a real
+:func:`carinho_pipelines.dlq.items.estimate` answers the dry run (how many, the oldest and the newest); a real
 recovery is one run of the ``dlq_recover`` job, visible in the Dagster UI, that
 re-executes the matching items from failure, oldest first, at most ``RECOVER_RATE_PER_SECOND`` (kernel/dlq_policy.py)
 launches a second, logging its progress and ending with the counts as metadata. It is
@@ -12,51 +12,18 @@ re-executed exactly once even when two recoveries overlap: both go through
 
 import datetime as dt
 import time
-from typing import Any, Optional
+from typing import Optional
 
-from dagster import Config, DagsterInstance, DagsterRun, OpExecutionContext, Output, in_process_executor, job, op
+from dagster import Config, OpExecutionContext, Output, in_process_executor, job, op
 
 from carinho_pipelines.kernel import tags
+from carinho_pipelines.kernel.dlq_policy import RECOVER_JOB
 from carinho_pipelines.kernel.dlq_policy import RECOVER_RATE_PER_SECOND as RATE_PER_SECOND
 from carinho_pipelines.kernel.queues import QUEUES, RETRY
 from carinho_pipelines.store import as_utc, utcnow
 
 from . import items
 
-JOB_NAME = "dlq_recover"
-
-
-def matching(instance: DagsterInstance, since: dt.datetime, until: dt.datetime, *,
-             destination: Optional[str] = None, event_type: Optional[str] = None,  # noqa: UP045
-             error_class: Optional[str] = None) -> list[DagsterRun]:  # noqa: UP045
-    """The open DLQ items that failed in ``[since, until]``, oldest first."""
-    found = items.failed_runs(instance, event_type=event_type, error_class=error_class, since=since, until=until)
-    if destination:
-        found = [r for r in found if destination in _destinations(instance, r)]
-    return sorted(found, key=lambda r: _created(instance, r))
-
-
-def _destinations(instance: DagsterInstance, run: DagsterRun) -> list[str]:
-    tagged = run.tags.get(tags.FAILED_DESTINATIONS)
-    return tagged.split(",") if tagged else items.failure_of(instance, run.run_id).destinations
-
-
-def _created(instance: DagsterInstance, run: DagsterRun) -> float:
-    record = instance.get_run_record_by_id(run.run_id)
-    return record.create_timestamp.timestamp() if record and record.create_timestamp else 0.0
-
-
-def estimate(instance: DagsterInstance, since: dt.datetime, until: dt.datetime, **filters: Any) -> dict[str, Any]:
-    """The dry run: how many items, and the oldest and the newest."""
-    found = matching(instance, since, until, **filters)
-
-    def brief(run: DagsterRun) -> dict[str, Any]:
-        created = _created(instance, run)
-        return {"id": run.run_id, "event_type": run.tags.get(tags.EVENT_TYPE), "sync": run.tags.get(tags.SYNC),
-                "created_at": dt.datetime.fromtimestamp(created, dt.timezone.utc).isoformat() if created else None}
-
-    return {"count": len(found), "oldest": brief(found[0]) if found else None,
-            "newest": brief(found[-1]) if found else None}
 
 
 class RecoverWindow(Config):
@@ -74,7 +41,7 @@ class RecoverWindow(Config):
 def recover_window(context: OpExecutionContext, config: RecoverWindow):
     """Re-execute the window's DLQ items from failure, oldest first, at a bounded rate."""
     since, until = as_utc(dt.datetime.fromisoformat(config.since)), as_utc(dt.datetime.fromisoformat(config.until))
-    found = matching(context.instance, since, until, destination=config.destination, event_type=config.event_type,
+    found = items.matching(context.instance, since, until, destination=config.destination, event_type=config.event_type,
                      error_class=config.error_class)
     context.log.info(f"{len(found)} item(s) failed between {since.isoformat()} and {until.isoformat()}; "
                      f"re-executing oldest first, at most {RATE_PER_SECOND:g}/s")
@@ -101,7 +68,7 @@ def recover_window(context: OpExecutionContext, config: RecoverWindow):
 
 
 @job(
-    name=JOB_NAME,
+    name=RECOVER_JOB,
     executor_def=in_process_executor,
     tags={tags.QUEUE: RETRY, tags.PRIORITY: str(QUEUES[RETRY].priority)},
     description="Re-execute the DLQ items of a time window (POST /api/dlq/recover); cancellable from the UI.",

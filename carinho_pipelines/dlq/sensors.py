@@ -19,22 +19,15 @@ from dagster import (
 
 from carinho_pipelines.destinations import breakers
 from carinho_pipelines import dlq
+from carinho_pipelines.dlq.items import MAX_AUTO_REDRIVES, item_destinations, redrive_interval_seconds
 from carinho_pipelines.kernel import tags
-from carinho_pipelines.kernel.sync_registry import SYNCS
 from carinho_pipelines.resources.event_store import EventStoreResource
-from carinho_pipelines.kernel.settings import current
 from carinho_pipelines.store import utcnow
 
 #: re-executions launched per evaluation (every 30 s): a recovered destination is
 #: caught up in order, without a storm
 REDRIVE_PER_TICK = 5
-#: automatic re-executions of one item at most; after that a person decides
-MAX_AUTO_REDRIVES = 5
 AUTO = "auto-redrive"
-def redrive_interval_seconds() -> int:
-    """``CARINHO_REDRIVE_INTERVAL_SECONDS``: how often the re-drive sensor looks (read when
-    the code location loads, and by the relay when it describes the next attempt)."""
-    return current().redrive_interval_seconds
 #: how often the DLQ state sensors look at finished runs
 STATE_SENSOR_INTERVAL_SECONDS = 5
 
@@ -99,17 +92,6 @@ def dlq_redrive_sensor(context: SensorEvaluationContext, event_store: EventStore
         if not already:
             launched.append((run.run_id, child))
     return SkipReason(summary(launched, waiting_items, waiting, exhausted, reconciled, len(candidates), problem))
-
-
-def item_destinations(instance, run) -> list[str]:
-    """The destinations a DLQ item waits for: its failed destinations; for a sync (which
-    records failed items, not destinations) every system it calls."""
-    tagged = run.tags.get(tags.FAILED_DESTINATIONS)
-    destinations = [d for d in (tagged.split(",") if tagged else dlq.failure_of(instance, run.run_id).destinations) if d]
-    sync = run.tags.get(tags.SYNC)
-    if sync in SYNCS:
-        destinations = sorted({*destinations, *SYNCS[sync].systems})
-    return destinations
 
 
 def summary(launched: list[tuple[str, str]], waiting_items: int, waiting: dict[str, dt.datetime | None], exhausted: int,

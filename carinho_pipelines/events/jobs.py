@@ -25,7 +25,7 @@ from sqlalchemy.exc import OperationalError
 
 from carinho_pipelines.destinations import breakers, limits, pauses
 from carinho_pipelines.kernel import tags
-from carinho_pipelines.dlq import dlq_on_failure
+from carinho_pipelines.dlq.hooks import dlq_on_failure
 from carinho_pipelines.kernel.settings import SYSTEMS
 from carinho_pipelines.kernel.catalogue import CATALOGUE, Action, EventType
 from carinho_pipelines.kernel.errors import ActionError

@@ -29,7 +29,7 @@ from dagster import (
 )
 
 from carinho_pipelines.destinations import limits, pauses
-from carinho_pipelines.dlq import dlq_on_failure
+from carinho_pipelines.dlq.hooks import dlq_on_failure
 from carinho_pipelines.kernel import tags
 from carinho_pipelines.kernel.errors import ActionError
 from carinho_pipelines.kernel.privacy import mask_phone

@@ -21,7 +21,7 @@ from carinho_pipelines.kernel import settings, tags
 from carinho_pipelines.kernel.queues import LOW, QUEUES
 from carinho_pipelines.kernel.sync_registry import SYNCS as SYNC_REGISTRY, TIMEZONE
 
-from ..dlq import dlq_on_failure
+from ..dlq.hooks import dlq_on_failure
 from . import crm_financeiro, crm_operacao, cuidadores_crm, operacao_financeiro
 from .checks import freshness_checks
 from .common import run_tags

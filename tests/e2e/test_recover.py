@@ -26,7 +26,7 @@ def test_recover_a_window_dry_run_then_for_real_then_an_overlapping_one_that_rer
     since = utcnow() - dt.timedelta(seconds=5)
     stack.sb.fail("financeiro", status=422, count=3)
     ids = {stack.post("/webhooks/crm/client-registered", "crm",
-                      {"id": 700 + n, "name": "Caio", "phone": f"551197000{n:04d}"}).json()["event_id"] for n in range(3)}
+                      {"id": 430 + n, "name": "Caio", "phone": f"551197000{n:04d}"}).json()["event_id"] for n in range(3)}
     for event_id in ids:
         assert stack.wait_status(event_id, {"failed", "succeeded"})["status"] == "failed"
     items = wait_for(lambda: (found := _open_items(stack, ids)) and len(found) == 3 and found)

@@ -27,6 +27,25 @@ def test_importing_the_relay_app_does_not_import_dagster(tmp_path):
     assert out.stdout.strip() == "clean", f"relay.app imports dagster: {out.stdout.strip()[:500]}"
 
 
+def test_the_domain_modules_the_relay_reads_through_do_not_import_dagster(tmp_path):
+    """The DLQ, monitoring, destinations and people modules the relay calls keep Dagster
+    off their module level (it is imported by the functions that read runs)."""
+    env = {**os.environ, "CARINHO_DATA_DIR": str(tmp_path)}
+    modules = ["carinho_pipelines.dlq", "carinho_pipelines.dlq.items", "carinho_pipelines.monitoring.metrics",
+               "carinho_pipelines.monitoring.alerts", "carinho_pipelines.destinations.pauses",
+               "carinho_pipelines.destinations.limits", "carinho_pipelines.people.erasure",
+               "carinho_pipelines.events.ledger", "carinho_pipelines.store"]
+    code = (
+        "import importlib, sys\n"
+        f"for m in {modules!r}: importlib.import_module(m)\n"
+        "leaked = sorted(m for m in sys.modules if m == 'dagster' or m.startswith('dagster.'))\n"
+        "print(' '.join(leaked) or 'clean')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "clean", out.stdout.strip()[:500]
+
+
 def _lead(i: int) -> dict:
     return {"name": f"Cliente {i}", "phone": "11988887777", "message": "x" * 500, "idempotency_key": f"restart-{i}"}
 
