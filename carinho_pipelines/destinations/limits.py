@@ -14,20 +14,20 @@
 
 Defaults (override none: change the table and redeploy):
 
-=============== =========== ===============
-destination     concurrency per second
-=============== =========== ===============
-crm             4
-operacao        4
-financeiro      4
-cuidadores      4
-atendimento     2
-marketing       2
-site            2
-documentos      2
-email           2
-whatsapp        2           5 (per instance)
-=============== =========== ===============
+=============== =========== =============== ====================
+destination     concurrency per second      a sync run's calls
+=============== =========== =============== ====================
+crm             4                           8
+operacao        4                           8
+financeiro      4                           8
+cuidadores      4                           8
+atendimento     2                           4
+marketing       2                           4
+site            2                           4
+documentos      2                           4
+email           2                           4
+whatsapp        2           5 (per instance) 4
+=============== =========== =============== ====================
 """
 
 from __future__ import annotations
@@ -43,15 +43,19 @@ from carinho_pipelines.store.tables import destination_pace
 
 @dataclass(frozen=True)
 class DestinationLimit:
-    #: calls in flight at once, across every run (a Dagster concurrency pool)
+    #: event actions' calls in flight at once, across every run (a Dagster concurrency pool)
     concurrency: int
     #: calls per second (None: unpaced)
     per_second: float | None = None
+    #: a sync run's calls in flight at once (its pages and writes; syncs/limits.py,
+    #: overridable with CARINHO_SYNC_CONCURRENCY)
+    sync_per_run: int = 4
 
 
 LIMITS: dict[str, DestinationLimit] = {
-    "crm": DestinationLimit(4), "operacao": DestinationLimit(4), "financeiro": DestinationLimit(4),
-    "cuidadores": DestinationLimit(4), "atendimento": DestinationLimit(2), "marketing": DestinationLimit(2),
+    "crm": DestinationLimit(4, sync_per_run=8), "operacao": DestinationLimit(4, sync_per_run=8),
+    "financeiro": DestinationLimit(4, sync_per_run=8), "cuidadores": DestinationLimit(4, sync_per_run=8),
+    "atendimento": DestinationLimit(2), "marketing": DestinationLimit(2),
     "site": DestinationLimit(2), "documentos": DestinationLimit(2), "email": DestinationLimit(2),
     # 5/s: above the 10x seed mix's peak, far below a flood (benchmarks/README.md: at 1/s the
     # 10x mix alone waited ~30 s in the run queue behind paced messages)

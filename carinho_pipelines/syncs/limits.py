@@ -1,4 +1,5 @@
-"""How many calls one sync run has in flight per destination system (the one table).
+"""How many calls one sync run has in flight per destination system: the
+``sync_per_run`` column of the destinations table (destinations/limits.py).
 
 A run never sends more than ``limit`` calls at once to a system (writes, confirms and
 feed reads alike); retries wait for their backoff outside the slot. ``CARINHO_SYNC_CONCURRENCY``
@@ -14,17 +15,14 @@ from __future__ import annotations
 
 import threading
 
+from carinho_pipelines.destinations.limits import LIMITS
 from carinho_pipelines.kernel import settings
 
 ENV = "CARINHO_SYNC_CONCURRENCY"
 
-#: calls in flight per destination and run; a system not listed gets ``DEFAULT``
-DESTINATION_CONCURRENCY: dict[str, int] = {
-    "crm": 8,
-    "operacao": 8,
-    "financeiro": 8,
-    "cuidadores": 8,
-}
+#: calls in flight per destination and run (from the destinations table); a system not
+#: listed gets ``DEFAULT``
+DESTINATION_CONCURRENCY: dict[str, int] = {name: limit.sync_per_run for name, limit in LIMITS.items()}
 DEFAULT = 4
 MAX = 64
 
