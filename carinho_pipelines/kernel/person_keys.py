@@ -49,11 +49,9 @@ def digest(kind: str, value: str, key: bytes) -> str:
     return hmac.new(key, f"{kind}:{value}".encode("utf-8"), hashlib.sha256).hexdigest()
 
 
-def keys_of(payload: Any, key: bytes | None = None) -> set[tuple[str, str]]:
-    """``(kind, digest)`` of every phone, e-mail and CPF in ``payload`` (none without the secret)."""
-    key = key if key is not None else secret()
-    if key is None:
-        return set()
+def values_of(payload: Any) -> set[tuple[str, str]]:
+    """``(kind, normalised value)`` of every phone, e-mail and CPF in ``payload``, under
+    whichever key names it (nested objects and lists included)."""
     found: set[tuple[str, str]] = set()
 
     def walk(value: Any, name: str | None) -> None:
@@ -66,7 +64,15 @@ def keys_of(payload: Any, key: bytes | None = None) -> set[tuple[str, str]]:
         elif name is not None:
             for kind, names in _KEYS.items():
                 if name in names and (normal := normalise(kind, value)) is not None:
-                    found.add((kind, digest(kind, normal, key)))
+                    found.add((kind, normal))
 
     walk(payload, None)
     return found
+
+
+def keys_of(payload: Any, key: bytes | None = None) -> set[tuple[str, str]]:
+    """``(kind, digest)`` of every phone, e-mail and CPF in ``payload`` (none without the secret)."""
+    key = key if key is not None else secret()
+    if key is None:
+        return set()
+    return {(kind, digest(kind, value, key)) for kind, value in values_of(payload)}

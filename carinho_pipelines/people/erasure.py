@@ -20,13 +20,11 @@ them). Idempotent: a second request finds nothing and erases nothing.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
 
 import sqlalchemy as sa
 
 from carinho_pipelines.kernel import person_keys
 from carinho_pipelines.kernel.catalogue import CATALOGUE
-from carinho_pipelines.kernel.privacy import PHONE_KEYS
 from carinho_pipelines.store import EventStore, utcnow
 from carinho_pipelines.store.tables import (
     auto_reply_guard,
@@ -56,20 +54,6 @@ class Erased:
         return asdict(self)
 
 
-def _phones(payload: Any) -> set[str]:
-    """Every normalised phone of a payload (under any of the phone keys)."""
-    found: set[str] = set()
-    if isinstance(payload, dict):
-        for k, v in payload.items():
-            if k in PHONE_KEYS and (phone := person_keys.normalise("phone", v)):
-                found.add(phone)
-            found |= _phones(v)
-    elif isinstance(payload, list):
-        for item in payload:
-            found |= _phones(item)
-    return found
-
-
 def erase(store: EventStore, kind: str, normalised: str) -> Erased:
     """Erase everything of the person whose ``kind`` (phone/email/cpf) is ``normalised``."""
     key = person_keys.secret()
@@ -87,7 +71,7 @@ def erase(store: EventStore, kind: str, normalised: str) -> Erased:
         # the person's phones, whichever key named them: their outbox rows and auto-reply
         # guard are theirs too (an erasure by e-mail still forgets the phone)
         phones = {normalised} if kind == "phone" else set()
-        phones |= {p for row in rows for p in _phones(row["payload"])}
+        phones |= {v for row in rows for kind, v in person_keys.values_of(row["payload"]) if kind == "phone"}
         cancelled_events = conn.execute(
             events.update().where(events.c.id.in_(ids), events.c.run_id.is_(None), events.c.filtered_reason.is_(None))
             .values(filtered_reason=ERASED)).rowcount

@@ -195,7 +195,7 @@ class Burst:
                         return
                     assert resp.status_code in (502, 503, 504), (resp.status_code, resp.text)
                 except httpx.TransportError:
-                    pass
+                    pass  # the relay itself is restarting: send the same event again (idempotent)
                 assert time.monotonic() < deadline, f"event {i} never acknowledged"
                 with self.lock:
                     self.retried += 1
