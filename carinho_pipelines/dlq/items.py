@@ -11,6 +11,7 @@ failure hook, which must be a Dagster object, is :mod:`.hooks`)."""
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -33,6 +34,13 @@ OPEN, REPLAYED, ARCHIVED = tags.DLQ_OPEN, tags.DLQ_REPLAYED, tags.DLQ_ARCHIVED
 DLQ_JOBS = frozenset({"flush_whatsapp_outbox"})
 #: how many runs a listing examines at most
 SCAN_LIMIT = 2000
+#: Dagster's ``add_run_tags`` reads the run, merges and writes the whole tag set back, so
+#: two writers on one run at once lose one's change (seen: the failure sensor annotating
+#: a parent while the re-drive sensor marked it replayed put it back to "open"). The DLQ
+#: sensors run as threads of one daemon process: every read-modify-write of DLQ tags here
+#: holds this lock and reads the run afresh inside it. (The failure hook runs in a worker
+#: process, once, when the run fails; it is not serialised with these.)
+TAG_WRITES = threading.RLock()
 #: automatic re-executions of one item at most (the re-drive sensor); then a person decides
 MAX_AUTO_REDRIVES = 5
 
@@ -149,6 +157,13 @@ def annotate(instance: DagsterInstance, run: DagsterRun) -> Failure:
     every in-scope job as soon as an op fails, and by ``dlq_failure_sensor`` for every
     failed run (also those that failed without an op failing)."""
     failure = failure_of(instance, run.run_id)
+    with TAG_WRITES:
+        run = instance.get_run_by_id(run.run_id) or run
+        _annotate(instance, run, failure)
+    return failure
+
+
+def _annotate(instance: DagsterInstance, run: DagsterRun, failure: Failure) -> None:
     annotations = {
         tags.ERROR_CLASS: failure.error_class,
         tags.FAILED_OPS: ",".join(failure.failed_ops)[:200],
@@ -170,15 +185,16 @@ def annotate(instance: DagsterInstance, run: DagsterRun) -> Failure:
             empty += [tags.ARCHIVED_BY, tags.ARCHIVED_AT, tags.ARCHIVE_REASON, tags.REPLAYED_BY]
     instance.add_run_tags(run.run_id, annotations)
     remove_run_tags(instance, run.run_id, empty)
-    return failure
 
 
 def clear_failure_tags(instance: DagsterInstance, run: DagsterRun) -> list[str]:
     """A run that succeeded is not in the DLQ: drop the DLQ and error tags it carries
     (a re-execution from the Dagster UI copies them from its failed parent; runs
     launched before the DLQ tag meant the DLQ carry ``open``). Returns the keys removed."""
-    found = [k for k in tags.FAILURE_TAGS if k in run.tags]
-    remove_run_tags(instance, run.run_id, found)
+    with TAG_WRITES:
+        run = instance.get_run_by_id(run.run_id) or run
+        found = [k for k in tags.FAILURE_TAGS if k in run.tags]
+        remove_run_tags(instance, run.run_id, found)
     return found
 
 
@@ -358,7 +374,8 @@ def reconcile(instance: DagsterInstance, limit: int = 200) -> list[str]:
     for run_id in ids:
         mark_replayed(instance, run_id, "dagster-ui")
         for child in instance.get_runs(filters=RunsFilter(tags={tags.PARENT_RUN_ID: run_id})):
-            instance.add_run_tags(child.run_id, {tags.LAUNCHED_BY: tags.BY_DAGSTER_UI})
+            with TAG_WRITES:
+                instance.add_run_tags(child.run_id, {tags.LAUNCHED_BY: tags.BY_DAGSTER_UI})
     return ids
 
 
@@ -384,14 +401,14 @@ def stats(instance: DagsterInstance, now: dt.datetime) -> dict[str, Any]:
 
 
 def archive(instance: DagsterInstance, run_id: str, reason: str, who: str, now: dt.datetime) -> None:
-    instance.add_run_tags(
-        run_id,
-        {tags.DLQ: ARCHIVED, tags.ARCHIVED_BY: who[:64], tags.ARCHIVED_AT: now.isoformat(), tags.ARCHIVE_REASON: reason[:500]},
-    )
+    with TAG_WRITES:
+        instance.add_run_tags(run_id, {tags.DLQ: ARCHIVED, tags.ARCHIVED_BY: who[:64], tags.ARCHIVED_AT: now.isoformat(),
+                                       tags.ARCHIVE_REASON: reason[:500]})
 
 
 def mark_replayed(instance: DagsterInstance, run_id: str, who: str) -> None:
-    instance.add_run_tags(run_id, {tags.DLQ: REPLAYED, tags.REPLAYED_BY: who[:64]})
+    with TAG_WRITES:
+        instance.add_run_tags(run_id, {tags.DLQ: REPLAYED, tags.REPLAYED_BY: who[:64]})
 
 
 def reexecution_tags(parent: DagsterRun, launched_by: str) -> dict[str, str]:
