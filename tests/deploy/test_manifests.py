@@ -36,6 +36,8 @@ CHART_KEYS = {
     "dagsterDaemon.enabled", "dagsterDaemon.image", "dagsterDaemon.envSecrets",
     "dagsterDaemon.runCoordinator.enabled", "dagsterDaemon.runCoordinator.type",
     "dagsterDaemon.runCoordinator.config.queuedRunCoordinator",
+    # helm/dagster/templates/helpers/instance/_run-coordinator.tpl: module, class, config as written
+    "dagsterDaemon.runCoordinator.config.customRunCoordinator",
     "dagsterDaemon.runMonitoring", "dagsterDaemon.runRetries", "dagsterDaemon.sensors", "dagsterDaemon.schedules",
     "computeLogManager.type", "retention", "telemetry.enabled",
 }
@@ -120,11 +122,11 @@ def test_helm_values_run_what_compose_runs(monkeypatch):
     launcher = values["runLauncher"]["config"]["customRunLauncher"]
     assert {k: launcher[k] for k in ("module", "class", "config")} == repo["run_launcher"]
 
-    queued = values["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]
+    custom = values["dagsterDaemon"]["runCoordinator"]["config"]["customRunCoordinator"]
+    assert values["dagsterDaemon"]["runCoordinator"]["type"] == "CustomRunCoordinator"
+    assert {k: custom[k] for k in ("module", "class", "config")} == repo["run_coordinator"]
     coordinator = repo["run_coordinator"]["config"]
-    assert queued["maxConcurrentRuns"] == coordinator["max_concurrent_runs"]
-    assert queued["dequeueIntervalSeconds"] == coordinator["dequeue_interval_seconds"]
-    assert queued["tagConcurrencyLimits"] == coordinator["tag_concurrency_limits"]
+    queued = {"tagConcurrencyLimits": custom["config"]["tag_concurrency_limits"]}
     factor = coordinator["max_concurrent_runs"] // yaml.safe_load(
         (DEPLOY.parent / "dagster.yaml").read_text())["run_coordinator"]["config"]["max_concurrent_runs"]
     per_queue = {lim["value"]: lim["limit"] for lim in queued["tagConcurrencyLimits"] if lim["key"] == "carinho/queue"}

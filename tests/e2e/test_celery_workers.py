@@ -15,7 +15,7 @@ from dagster import DagsterInstance, RunsFilter
 from carinho_pipelines.kernel import tags
 from carinho_pipelines.platform.instance import celery_worker_commands, prepare_dagster_home
 from carinho_pipelines.supervisor import celery_worker_answers
-from tests.support import free_port
+from tests.support import free_port, wait_for
 
 PHONE = "5511977775555"
 
@@ -68,6 +68,12 @@ def _runs(stack, event_id):
         return list(instance.get_runs(filters=RunsFilter(tags={tags.EVENT_ID: str(event_id)})))
 
 
+def _event_types(stack, run_id):
+    with DagsterInstance.from_config(str(stack.home)) as instance:
+        return {record.event_log_entry.dagster_event.event_type_value
+                for record in instance.get_records_for_run(run_id).records if record.event_log_entry.is_dagster_event}
+
+
 def _lead(stack, name):
     resp = stack.post("/webhooks/site/lead", "site", {"name": name, "phone": PHONE})
     assert resp.status_code == 202
@@ -80,6 +86,16 @@ def test_runs_execute_in_warm_workers_and_fall_back_when_the_broker_is_down(cele
     assert stack.wait_status(event_id, {"succeeded", "failed"})["status"] == "succeeded"
     [run] = _runs(stack, event_id)
     assert run.tags["dagster-celery/queue"] == "integrations-high" and "dagster-celery/task_id" in run.tags
+    # on warm workers an event run skips Dagster's run queue: launched as it was submitted
+    assert "PIPELINE_ENQUEUED" not in _event_types(stack, run.run_id)
+    assert "PIPELINE_STARTING" in _event_types(stack, run.run_id)
+
+    # a sync still goes through the run queue (its limits: never two runs of one sync)
+    resp = stack.http.post("/api/sync/crm_financeiro/run", headers={"X-API-Key": "e2e-ops-key"})
+    assert resp.status_code == 202, resp.text
+    sync_run = resp.json()["run_id"]
+    assert "PIPELINE_ENQUEUED" in _event_types(stack, sync_run)
+    wait_for(lambda: "PIPELINE_STARTING" in _event_types(stack, sync_run), timeout=60, what="the sync dequeued")
 
     os.killpg(stack.broker.pid, signal.SIGKILL)
     stack.broker.wait(timeout=10)

@@ -1,0 +1,45 @@
+"""The run coordinator: event runs on warm workers skip Dagster's run queue (issue 17).
+
+With the Celery run launcher every carinho queue already has its own Celery queue and its
+own worker processes (``carinho worker``), so the run queue in front of them only adds
+the wait for its next dequeue pass: half of an event's latency at 1× and 10×
+(benchmarks/README.md, "Latency floor"). So an *event* run (``carinho/event_id``, not a
+sync) is launched as it is submitted, by whoever submits it (the webserver for the
+relay's GraphQL launch, the daemon for a sensor's run request): the launcher sends it to
+its queue's Celery queue, with its ``dagster/priority`` as the Celery priority, and the
+worker group of that queue runs it. What keeps one queue from starving another is then
+the worker processes each group has (``WORKER_CONCURRENCY``), not a run-queue limit.
+
+Everything else goes through the run queue as before (``QueuedRunCoordinator``): syncs
+(``carinho/queue`` integrations-low, and never two runs of one sync), window recoveries
+and jobs started from the UI's launchpad, with the limits in ``dagster.yaml``. Without a
+broker (``CARINHO_RUN_LAUNCHER=process``, a process per run) every run is queued, as the
+per-queue limits are then what keeps the machine from thrashing.
+"""
+
+from __future__ import annotations
+
+from dagster import DagsterRunStatus, QueuedRunCoordinator, SubmitRunContext
+
+from carinho_pipelines.kernel import tags
+
+from .dagster_internals import CeleryRunLauncher
+
+
+class EventRunCoordinator(QueuedRunCoordinator):
+    """``QueuedRunCoordinator`` (same configuration) that launches event runs at once
+    when the instance runs them on warm workers."""
+
+    def launches_directly(self, run) -> bool:
+        return (
+            tags.EVENT_ID in run.tags
+            and tags.SYNC not in run.tags
+            and isinstance(self._instance.run_launcher, CeleryRunLauncher)
+        )
+
+    def submit_run(self, context: SubmitRunContext):
+        run = context.dagster_run
+        if run.status == DagsterRunStatus.NOT_STARTED and self.launches_directly(run):
+            self._instance.launch_run(run.run_id, context.workspace)
+            return self._instance.get_run_by_id(run.run_id)
+        return super().submit_run(context)
