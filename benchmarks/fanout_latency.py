@@ -39,7 +39,7 @@ from carinho_pipelines.platform.instance import prepare_dagster_home  # noqa: E4
 from carinho_pipelines.kernel.queues import QUEUES  # noqa: E402
 from carinho_sandbox import Sandbox  # noqa: E402
 from carinho_pipelines.store.migrate import upgrade  # noqa: E402
-from carinho_pipelines.store.tables import event_actions, events  # noqa: E402
+from carinho_pipelines.store.tables import event_actions, events, whatsapp_outbox  # noqa: E402
 
 PG_ADMIN = os.environ.get("CARINHO_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 BIN = Path(sys.executable).parent
@@ -387,11 +387,21 @@ class Stack:
                 .where(events.c.id.in_(ids))
                 .group_by(events.c.id, events.c.queue, events.c.event_type, events.c.received_at)
             ).all()
+            # a WhatsApp message the run held (paced beyond its queue's wait, or Z-API
+            # down) is done when the outbox has sent it, not when the run recorded "held"
+            messages = {event_id: (unsent, sent) for event_id, unsent, sent in conn.execute(
+                sa.select(whatsapp_outbox.c.event_id,
+                          sa.func.sum(sa.case((whatsapp_outbox.c.status != "sent", 1), else_=0)),
+                          sa.func.max(whatsapp_outbox.c.sent_at))
+                .where(whatsapp_outbox.c.event_id.in_(ids)).group_by(whatsapp_outbox.c.event_id))}
         from carinho_pipelines.kernel.catalogue import CATALOGUE
 
         out = {}
         for event_id, queue, event_type, received, last, n_actions, failed in rows:
-            complete = n_actions == len(CATALOGUE[event_type].actions) and not failed
+            unsent, sent = messages.get(event_id, (0, None))
+            complete = n_actions == len(CATALOGUE[event_type].actions) and not failed and not unsent
+            if sent is not None and last is not None:
+                last = max(last, sent)
             out[event_id] = (queue, (last - received).total_seconds() if complete and last else None)
         return out
 

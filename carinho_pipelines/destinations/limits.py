@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from carinho_pipelines.kernel.queues import HIGH
 from carinho_pipelines.store import EventStore, dialect_insert
 from carinho_pipelines.store.tables import destination_pace
 
@@ -59,10 +60,28 @@ LIMITS: dict[str, DestinationLimit] = {
     "site": DestinationLimit(2), "documentos": DestinationLimit(2), "email": DestinationLimit(2),
     # 5/s: above the 10x seed mix's peak, far below a flood (benchmarks/README.md: at 1/s the
     # 10x mix alone waited ~30 s in the run queue behind paced messages)
-    "whatsapp": DestinationLimit(2, per_second=5.0),
+    "whatsapp": DestinationLimit(2, per_second=20.0),
 }
-#: a paced call that would wait longer than this is held (the outbox sends it later)
+#: how long an action waits in its worker for one of its destination's concurrency slots
+#: (destinations/slots.py) before it waits outside the run instead
+SLOT_WAIT_SECONDS = 5.0
+
+#: how far ahead a paced call may book its slot, by the queue of its event; a call whose
+#: slot would be further away is *held* without booking one (the outbox sends it later,
+#: paced, from one flush run). Lower-priority messages never book more than
+#: ``PACE_AHEAD_SECONDS`` ahead, so in a burst a lead's auto-reply (integrations-high)
+#: still finds a slot within about that, and no worker sleeps long for a slot.
 MAX_PACE_WAIT_SECONDS = 10.0
+PACE_AHEAD_SECONDS = 0.25
+PACE_AHEAD_BY_QUEUE = {HIGH: MAX_PACE_WAIT_SECONDS}
+#: slots are this much further apart than 1/rate, so that a call delayed on its way (a
+#: loaded machine) never makes the receiver see more than the rate in any 1 s window
+PACE_GUARD = 1.1
+
+
+def pace_ahead(queue: str | None) -> float:
+    """How far ahead a call of an event on ``queue`` may book (None: the outbox flush)."""
+    return MAX_PACE_WAIT_SECONDS if queue is None else PACE_AHEAD_BY_QUEUE.get(queue, PACE_AHEAD_SECONDS)
 
 
 def pool_of(destination: str) -> str | None:
@@ -70,28 +89,32 @@ def pool_of(destination: str) -> str | None:
     return f"destination-{destination}" if destination in LIMITS else None
 
 
-def reserve(store: EventStore, destination: str, now: float | None = None) -> float:
-    """Take the destination's next call slot; returns the seconds to wait for it (0 when
-    the destination is not paced). Atomic across processes: one UPDATE moves the slot."""
+def reserve(store: EventStore, destination: str, now: float | None = None,
+            ahead: float = MAX_PACE_WAIT_SECONDS) -> float | None:
+    """Book the destination's next call slot if it starts within ``ahead`` seconds;
+    returns the seconds to wait for it (0 when the destination is not paced), or None
+    (nothing booked) when the next slot is further away. Atomic across processes: one
+    conditional UPDATE moves the slot."""
     limit = LIMITS.get(destination)
     if limit is None or not limit.per_second:
         return 0.0
-    interval = 1.0 / limit.per_second
+    interval = PACE_GUARD / limit.per_second
     now = time.time() if now is None else now
     with store.engine.begin() as conn:
         conn.execute(dialect_insert(store.dialect)(destination_pace).values(destination=destination, next_at=now)
                      .on_conflict_do_nothing(index_elements=["destination"]))
         start = sa.case((destination_pace.c.next_at > now, destination_pace.c.next_at), else_=now)
-        next_at = conn.execute(destination_pace.update().where(destination_pace.c.destination == destination)
-                               .values(next_at=start + interval).returning(destination_pace.c.next_at)).scalar_one()
-    return max(0.0, next_at - interval - now)
+        next_at = conn.execute(destination_pace.update()
+                               .where(destination_pace.c.destination == destination, start <= now + ahead)
+                               .values(next_at=start + interval).returning(destination_pace.c.next_at)).scalar()
+    return None if next_at is None else max(0.0, next_at - interval - now)
 
 
-def pace(store: EventStore, destination: str) -> bool:
-    """Wait for the destination's next slot; False (without waiting) when the wait would
-    exceed :data:`MAX_PACE_WAIT_SECONDS` (the caller holds the call instead)."""
-    wait = reserve(store, destination)
-    if wait > MAX_PACE_WAIT_SECONDS:
+def pace(store: EventStore, destination: str, ahead: float = MAX_PACE_WAIT_SECONDS) -> bool:
+    """Wait for the destination's next slot; False (without waiting or booking) when it
+    is more than ``ahead`` seconds away (the caller holds the call instead)."""
+    wait = reserve(store, destination, ahead=ahead)
+    if wait is None:
         return False
     if wait > 0:
         time.sleep(wait)  # the pacing itself: this call's slot is ``wait`` seconds away

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from carinho_pipelines.kernel import catalogue, templates
+from carinho_pipelines.destinations import limits
 from carinho_pipelines.events import feedback_links
 from carinho_pipelines.kernel.business_hours import feedback_due
 from carinho_pipelines.kernel.catalogue import Action
@@ -82,7 +83,7 @@ def _whatsapp(ctx: ActionContext, phone: str | None, kind: str, body: dict[str, 
         # try again, with the phone as the event has it now
         whatsapp_outbox.outbox_finish(ctx.store, row["id"], "pending")
         row = {**row, "status": "pending"}
-    return whatsapp_outbox.deliver(ctx.store, ctx.resources["zapi"], row)
+    return whatsapp_outbox.deliver(ctx.store, ctx.resources["zapi"], row, limits.pace_ahead(ctx.event.get("queue")))
 
 
 # -- forwards --------------------------------------------------------------------------
