@@ -23,7 +23,7 @@ from dagster import (
 from dagster import DependencyDefinition
 from sqlalchemy.exc import OperationalError
 
-from carinho_pipelines.destinations import breakers, limits, pauses
+from carinho_pipelines.destinations import breakers, limits, pauses, slots
 from carinho_pipelines.kernel import tags
 from carinho_pipelines.dlq.hooks import dlq_on_failure
 from carinho_pipelines.kernel.settings import SYSTEMS
@@ -52,6 +52,21 @@ def _resource_keys(action: Action) -> set[str]:
     return keys
 
 
+def _wait_outside(context: Any, store, event_id: int, action: Action, cause: str, why: dict[str, Any]):
+    """End the op without calling: the action waits in the ledger (``paused``) for
+    ``cause`` (a paused destination, or one whose slots stayed busy), and
+    paused_actions_sensor runs the event again when it can go. The run is tagged with
+    what it waits for."""
+    ledger.record_outcome(store, event_id, action.name, pauses.PAUSED,
+                          {"status": pauses.PAUSED, "destination": action.destination,
+                           "paused_destination": cause, **why}, context.run_id)
+    current = context.instance.get_run_by_id(context.run_id).tags.get(tags.PAUSED, "")
+    paused = sorted({*filter(None, current.split(",")), cause})
+    context.instance.add_run_tags(context.run_id, {tags.PAUSED: ",".join(paused)})
+    yield Output(None, metadata={"outcome": "paused", "destination": action.destination,
+                                 **{k: str(v) for k, v in why.items()}})
+
+
 def run_action(context: Any, action: Action):
     """The body of every action op: ledger check, the action, error classification."""
     event_id = int(context.run.tags[tags.EVENT_ID])
@@ -73,16 +88,9 @@ def run_action(context: Any, action: Action):
     if waiting or upstream:  # wait, without calling: resumed by paused_actions_sensor
         cause = action.destination if waiting else next(iter(upstream.values()))
         why = ({"reason": waiting["reason"], "until": waiting["until"]} if waiting else {"waits_for": sorted(upstream)})
-        ledger.record_outcome(store, event_id, action.name, pauses.PAUSED,
-                              {"status": pauses.PAUSED, "destination": action.destination,
-                               "paused_destination": cause, **why}, context.run_id)
-        current = context.instance.get_run_by_id(context.run_id).tags.get(tags.PAUSED, "")
-        paused = sorted({*filter(None, current.split(",")), cause})
-        context.instance.add_run_tags(context.run_id, {tags.PAUSED: ",".join(paused)})
         context.log.info(f"{action.name} waits: {action.destination} is paused" if waiting
                          else f"{action.name} waits for {', '.join(upstream)}")
-        yield Output(None, metadata={"outcome": "paused", "destination": action.destination,
-                                     **{k: str(v) for k, v in why.items()}})
+        yield from _wait_outside(context, store, event_id, action, cause, why)
         return
     resources = {key: getattr(context.resources, key) for key in _resource_keys(action)}
     ctx = ActionContext(event=event, action=action, resources=resources, store=store, run_id=context.run_id, log=context.log)
@@ -97,32 +105,42 @@ def run_action(context: Any, action: Action):
             metadata={"error_class": "unavailable", "destination": action.destination, "circuit": "open"},
             allow_retries=False,
         )
-    try:
-        outcome = implementation(action)(ctx)
-    except ActionError as err:
-        ledger.record_failure(store, event_id, action.name, err, context.run_id)
-        if guarded and err.retryable:
-            breakers.record_failure(store, err.destination if err.destination in BREAKER_DESTINATIONS else action.destination)
-        metadata = {
-            "error_class": err.error_class,
-            "destination": err.destination or action.destination,
-            "status": MetadataValue.int(err.status) if err.status is not None else MetadataValue.text("none"),
-            "response": MetadataValue.json(err.to_dict()),
-        }
-        if err.retryable and context.retry_number < MAX_RETRIES:
-            wait = wait_seconds(queue, context.retry_number, err.retry_after)
-            context.log.warning(f"{action.name}: {err.error_class} ({err.message}); retry in {wait}s")
-            raise RetryRequested(max_retries=MAX_RETRIES, seconds_to_wait=wait) from err
-        raise Failure(
-            description=f"{action.name} → {err.destination or action.destination}: {err.error_class}: {err.message}",
-            metadata=metadata,
-            allow_retries=False,
-        ) from err
-    except OperationalError as err:  # the event store itself is briefly unavailable
-        if context.retry_number < MAX_RETRIES:
-            raise RetryRequested(max_retries=MAX_RETRIES, seconds_to_wait=wait_seconds(queue, context.retry_number)) from err
-        raise Failure(description=f"event store unavailable: {err.__class__.__name__}",
-                      metadata={"error_class": "unavailable"}, allow_retries=False) from err
+    priority = int(context.run.tags.get(tags.PRIORITY, "0"))
+    with slots.slot(context.instance, action.destination, context.run_id, action.name, priority,
+                    limits.SLOT_WAIT_SECONDS) as claimed:
+        if not claimed:  # the destination's slots stay busy (a flood): wait outside the run
+            outcome = None
+        else:
+            try:
+                outcome = implementation(action)(ctx)
+            except ActionError as err:
+                ledger.record_failure(store, event_id, action.name, err, context.run_id)
+                if guarded and err.retryable:
+                    breakers.record_failure(store, err.destination if err.destination in BREAKER_DESTINATIONS else action.destination)
+                metadata = {
+                    "error_class": err.error_class,
+                    "destination": err.destination or action.destination,
+                    "status": MetadataValue.int(err.status) if err.status is not None else MetadataValue.text("none"),
+                    "response": MetadataValue.json(err.to_dict()),
+                }
+                if err.retryable and context.retry_number < MAX_RETRIES:
+                    wait = wait_seconds(queue, context.retry_number, err.retry_after)
+                    context.log.warning(f"{action.name}: {err.error_class} ({err.message}); retry in {wait}s")
+                    raise RetryRequested(max_retries=MAX_RETRIES, seconds_to_wait=wait) from err
+                raise Failure(
+                    description=f"{action.name} → {err.destination or action.destination}: {err.error_class}: {err.message}",
+                    metadata=metadata,
+                    allow_retries=False,
+                ) from err
+            except OperationalError as err:  # the event store itself is briefly unavailable
+                if context.retry_number < MAX_RETRIES:
+                    raise RetryRequested(max_retries=MAX_RETRIES, seconds_to_wait=wait_seconds(queue, context.retry_number)) from err
+                raise Failure(description=f"event store unavailable: {err.__class__.__name__}",
+                              metadata={"error_class": "unavailable"}, allow_retries=False) from err
+    if outcome is None:
+        context.log.info(f"{action.name} waits: no {action.destination} slot in {limits.SLOT_WAIT_SECONDS:g} s")
+        yield from _wait_outside(context, store, event_id, action, action.destination, {"busy": True})
+        return
     if guarded:
         breakers.record_success(store, action.destination)
     ledger.record_outcome(store, event_id, action.name, outcome["status"], outcome, context.run_id)
@@ -149,8 +167,8 @@ def action_op(action: Action) -> OpDefinition:
             compute_fn=compute,
             required_resource_keys=_resource_keys(action),
             tags={tags.DESTINATION: action.destination},
-            # at most LIMITS[destination].concurrency calls at once, across every run
-            pool=limits.pool_of(action.destination),
+            # no ``pool=``: run_action claims the destination's pool slot around the call
+            # itself (destinations/slots.py)
         )
     return _OPS[action.name]
 

@@ -156,10 +156,11 @@ def claim_auto_reply(conn: sa.Connection, dialect: str, phone: str, now: dt.date
 
 
 def paused_actions(store: EventStore, limit: int = 200) -> list[dict[str, Any]]:
-    """Ledger rows ``paused``, with their event (oldest first): what a resume must start."""
+    """Ledger rows ``paused`` (a paused or busy destination), with their event and the
+    run that left them waiting (oldest first): what a resume must start."""
     with store.engine.connect() as conn:
         rows = conn.execute(
-            sa.select(event_actions.c.event_id, event_actions.c.action, event_actions.c.result,
+            sa.select(event_actions.c.event_id, event_actions.c.action, event_actions.c.result, event_actions.c.run_id,
                       event_actions.c.updated_at, events.c.event_type, events.c.source, events.c.queue)
             .join(events, events.c.id == event_actions.c.event_id)
             .where(event_actions.c.status == "paused")

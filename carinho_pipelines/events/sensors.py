@@ -14,9 +14,11 @@ from dagster import (
     sensor,
 )
 
-from carinho_pipelines.destinations import pauses
+from carinho_pipelines.destinations import limits, pauses
 from carinho_pipelines.kernel import tags
 from carinho_pipelines.kernel.catalogue import CATALOGUE
+from carinho_pipelines.kernel.queues import QUEUES
+from carinho_pipelines.platform.dagster_internals import IN_PROGRESS_RUN_STATUSES
 from carinho_pipelines.store import EventStore, as_utc, utcnow
 from carinho_pipelines.store.claims import claim_events
 
@@ -82,30 +84,47 @@ def dispatch_tick(context: SensorEvaluationContext, store: EventStore, now: dt.d
     jobs=list(EVENT_JOBS.values()),
     minimum_interval_seconds=10,
     default_status=DefaultSensorStatus.RUNNING,
-    description="When a paused destination is resumed (or its pause ends), runs each event whose actions waited.",
+    description="Runs each event whose actions waited, once their destination is resumed or has free slots.",
 )
 def paused_actions_sensor(context: SensorEvaluationContext, event_store: EventStoreResource):
-    """One run per event with an action that waited for a destination no longer paused;
-    the ledger lets it call only what waited. ``run_key`` = the event and when it last
-    waited, so a new pause of the same event is a new run, and a tick that sees the same
-    waiting rows again launches nothing."""
-    store = event_store.store
+    """One run per event with an action that waited for its destination: paused by ops
+    (and now resumed, or its pause over), or busy (all its concurrency slots taken, with
+    a line: destinations/slots.py) and now with a free slot. The ledger lets the new run
+    call only what waited. ``run_key`` = the event and when it last waited, so a new
+    wait of the same event is a new run, and a tick that sees the same waiting rows again
+    launches nothing."""
+    return resume_tick(context, event_store.store)
+
+
+def resume_tick(context: SensorEvaluationContext, store: EventStore):
+    """One tick of :func:`paused_actions_sensor`."""
     now = utcnow()
     paused_now = pauses.active(store, now)
     by_event: dict[int, list[dict]] = {}
     for row in ledger.paused_actions(store, BATCH):
         by_event.setdefault(row["event_id"], []).append(row)
+    # a busy destination gets at most as many new runs per tick as it has free slots,
+    # plus one round (those wait for their slot in the worker), the most urgent first
+    room = _room(context.instance)
+    # never beside the run that left the action waiting: it may still be running others
+    running = {run.run_id for run in context.instance.get_runs(
+        filters=RunsFilter(run_ids=sorted({r["run_id"] for rows in by_event.values() for r in rows if r["run_id"]}),
+                           statuses=list(IN_PROGRESS_RUN_STATUSES)))} if by_event else set()
     requests = []
-    for event_id, rows in by_event.items():
+    for event_id, rows in sorted(by_event.items(), key=lambda item: (-QUEUES[item[1][0]["queue"]].priority
+                                                                     if item[1][0]["queue"] in QUEUES else 0, item[0])):
         spec = CATALOGUE.get(rows[0]["event_type"])
-        if spec is None or rows[0]["event_type"] not in EVENT_JOBS:
+        if spec is None or rows[0]["event_type"] not in EVENT_JOBS or any(r["run_id"] in running for r in rows):
             continue
         destination = {a.name: a.destination for a in spec.actions}
-        # an action that waited for its own destination, which is no longer paused (an
+        # an action that waited for its own destination, which can take it now (an
         # action that waited for another one follows it)
-        if not any((r["result"] or {}).get("reason") is not None and destination.get(r["action"]) not in paused_now
-                   for r in rows):
+        ready = [destination.get(r["action"]) for r in rows if _ready(r, destination.get(r["action"]), paused_now, room)]
+        if not ready:
             continue
+        for name in ready:
+            if name in room:
+                room[name] -= 1
         event = {"id": event_id, "event_type": rows[0]["event_type"], "source": rows[0]["source"],
                  "queue": rows[0]["queue"]}
         last = max(as_utc(r["updated_at"]) for r in rows).isoformat()
@@ -113,6 +132,27 @@ def paused_actions_sensor(context: SensorEvaluationContext, event_store: EventSt
                                    tags=tags.event_run_tags(event, tags.BY_PAUSE_SENSOR)))
     if not requests:
         waiting = sum(len(r) for r in by_event.values())
-        return SkipReason(f"{waiting} action(s) wait for {', '.join(sorted(paused_now)) or 'nothing'}" if waiting
+        return SkipReason(f"{waiting} action(s) wait for {', '.join(sorted(paused_now)) or 'free slots'}" if waiting
                           else "no action waits")
     return SensorResult(run_requests=requests)
+
+
+def _ready(row: dict, destination: str | None, paused_now: dict, room: dict[str, int]) -> bool:
+    result = row["result"] or {}
+    if destination is None or destination in paused_now:
+        return False
+    if result.get("reason") is not None:  # its pause is over
+        return True
+    return bool(result.get("busy")) and room.get(destination, 1) > 0
+
+
+def _room(instance) -> dict[str, int]:
+    """Destination → runs a busy destination may be given this tick."""
+    room = {}
+    storage = instance.event_log_storage
+    if not storage.supports_global_concurrency_limits:
+        return room
+    for destination in limits.LIMITS:
+        info = storage.get_concurrency_info(limits.pool_of(destination))
+        room[destination] = max(0, info.slot_count - info.active_slot_count - info.pending_step_count) + info.slot_count
+    return room

@@ -136,7 +136,8 @@ def test_helm_values_run_what_compose_runs(monkeypatch):
     assert {"enabled": monitoring["enabled"], "start_timeout_seconds": monitoring["startTimeoutSeconds"],
             "cancel_timeout_seconds": monitoring["cancelTimeoutSeconds"],
             "max_resume_run_attempts": monitoring["maxResumeRunAttempts"],
-            "poll_interval_seconds": monitoring["pollIntervalSeconds"]} == repo["run_monitoring"]
+            "poll_interval_seconds": monitoring["pollIntervalSeconds"],
+            "free_slots_after_run_end_seconds": monitoring["freeSlotsAfterRunEndSeconds"]} == repo["run_monitoring"]
     image = values["dagster-user-deployments"]["deployments"][0]["image"]
     assert values["dagsterDaemon"]["image"] == values["dagsterWebserver"]["image"] == image  # they import the launcher
 
