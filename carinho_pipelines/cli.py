@@ -127,7 +127,7 @@ _register_ops_cli(main)
 # -- worker ---------------------------------------------------------------------
 
 #: worker processes per queue group on a 2-core machine; integrations-high gets its own
-WORKER_CONCURRENCY = {"integrations-high": 2, "integrations": 2, "integrations-low": 1}
+WORKER_CONCURRENCY = {"integrations-high": 4, "integrations": 3, "integrations-low": 1}
 
 
 def worker_node_prefix(queues: list[str]) -> str:

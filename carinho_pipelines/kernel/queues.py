@@ -20,8 +20,11 @@ class Queue:
     @property
     def niceness(self) -> int:
         """CPU niceness of the run workers serving this queue (0 for integrations-high),
-        so that when the machine is saturated the most urgent runs get the CPU first."""
-        return max(0, min(19, 10 - self.priority))
+        so that when the machine is saturated the most urgent runs get the CPU first:
+        two steps per priority point (integrations 10, integrations-low 19), because at
+        one step a burst's integrations workers still took about a third of the CPU
+        from integrations-high's (benchmarks/README.md, "The burst")."""
+        return max(0, min(19, 2 * (10 - self.priority)))
 
 
 QUEUES: dict[str, Queue] = {
