@@ -376,14 +376,19 @@ class Stack:
         resp.raise_for_status()
         return resp.json()["event_id"]
 
-    def outcome(self, ids: list[int]) -> dict[int, tuple[str, float | None]]:
-        """event id → (queue, seconds from received to its last action, None if not done)."""
+    def outcome(self, ids: list[int], excluding: str | None = None) -> dict[int, tuple[str, float | None]]:
+        """event id → (queue, seconds from received to its last action, None if not done);
+        with ``excluding`` (a destination), to its last action to any other destination."""
+        from carinho_pipelines.kernel.catalogue import CATALOGUE
+
+        skipped = sorted({a.name for spec in CATALOGUE.values() for a in spec.actions if a.destination == excluding})
+        joined = sa.and_(event_actions.c.event_id == events.c.id, event_actions.c.action.not_in(skipped))
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(events.c.id, events.c.queue, events.c.event_type, events.c.received_at,
                           sa.func.max(event_actions.c.updated_at), sa.func.count(event_actions.c.id),
                           sa.func.sum(sa.case((event_actions.c.status == "failed", 1), else_=0)))
-                .select_from(events.outerjoin(event_actions, event_actions.c.event_id == events.c.id))
+                .select_from(events.outerjoin(event_actions, joined))
                 .where(events.c.id.in_(ids))
                 .group_by(events.c.id, events.c.queue, events.c.event_type, events.c.received_at)
             ).all()
@@ -394,12 +399,11 @@ class Stack:
                           sa.func.sum(sa.case((whatsapp_outbox.c.status != "sent", 1), else_=0)),
                           sa.func.max(whatsapp_outbox.c.sent_at))
                 .where(whatsapp_outbox.c.event_id.in_(ids)).group_by(whatsapp_outbox.c.event_id))}
-        from carinho_pipelines.kernel.catalogue import CATALOGUE
-
         out = {}
         for event_id, queue, event_type, received, last, n_actions, failed in rows:
             unsent, sent = messages.get(event_id, (0, None))
-            complete = n_actions == len(CATALOGUE[event_type].actions) and not failed and not unsent
+            expected = sum(1 for a in CATALOGUE[event_type].actions if a.name not in skipped)
+            complete = n_actions == expected and not failed and not unsent
             if sent is not None and last is not None:
                 last = max(last, sent)
             out[event_id] = (queue, (last - received).total_seconds() if complete and last else None)
@@ -448,7 +452,7 @@ def phase(stack: Stack, name: str, schedule: list[tuple[float, str]], drain: flo
             missing += 1
         else:
             by_queue.setdefault(queue, []).append(seconds)
-    return {"name": name, "sent": len(ids), "missing": missing, "elapsed": elapsed, "cpu": cpu,
+    return {"name": name, "ids": ids, "sent": len(ids), "missing": missing, "elapsed": elapsed, "cpu": cpu,
             "peak_rss": sampler.peak, "by_queue": by_queue, "roles": roles, "stages": stages}
 
 
@@ -482,6 +486,21 @@ def flood_phase(stack: Stack, args: argparse.Namespace) -> dict:
     done = stack.outcome(flooded)
     result["flood_done"] = sum(1 for _q, seconds in done.values() if seconds is not None)
     return result
+
+
+def report_others(stack: Stack, result: dict) -> None:
+    """What a flood to Marketing must not delay: each event's actions to every other
+    destination (printed for the 10x phase too, the run without the flood)."""
+    by_queue: dict[str, list[float]] = {}
+    for queue, seconds in stack.outcome(result["ids"], excluding="marketing").values():
+        if seconds is not None:
+            by_queue.setdefault(queue, []).append(seconds)
+    result["others_by_queue"] = by_queue
+    print("received → last action to a destination other than Marketing:")
+    for queue in MIX:
+        values = by_queue.get(queue, [])
+        print(f"  {queue:20} n {len(values):4}  p50 {pct(values, 50):6.2f}  p95 {pct(values, 95):6.2f}"
+              f"  SLA {QUEUES[queue].sla_seconds}")
 
 
 def poisson_schedule(rate_per_hour: dict[str, float], duration: float, multiplier: float) -> list[tuple[float, str]]:
@@ -585,11 +604,17 @@ def run_mode(mode: str, args: argparse.Namespace) -> list[tuple[str, str, dict]]
                     result = phase(stack, "1x seed mix", poisson_schedule(MIX, args.duration, 1), args.drain)
                 elif name == "10x":
                     result = phase(stack, "10x seed mix", poisson_schedule(MIX, args.duration, 10), args.drain)
+                    if "flood" in args.phases:
+                        report(result)
+                        report_others(stack, result)
+                        rows.append((mode, name, result))
+                        continue
                 elif name == "flood":
                     result = flood_phase(stack, args)
                     report(result)
                     from carinho_pipelines.destinations.limits import LIMITS
 
+                    report_others(stack, result)
                     print(f"Z-API: at most {result['zapi_max_per_second']} message(s) in any 1 s window "
                           f"(limit {LIMITS['whatsapp'].per_second:g}/s); flood events done: "
                           f"{result['flood_done']} of {args.flood}")

@@ -1,16 +1,20 @@
 """Per-destination pacing and concurrency (issue 16): one table, with its defaults.
 
 * **Concurrency** (calls in flight at once to a destination, across every run and
-  worker) is Dagster's own mechanism: each action op is in the concurrency pool
-  ``destination-<name>`` (events/jobs.py), and :func:`apply_pool_limits` writes these
-  limits into the instance (``carinho instance limits``; ``carinho run`` and the deploy's
-  migrate step run it). What pools can do: bound the calls across all runs, shown in the
-  UI (Deployment → Concurrency). What they can't: a rate (calls per second), a limit
-  written in dagster.yaml per pool (only ``concurrency.pools.default_limit`` is), and
-  with op granularity an op waiting for a slot keeps its run, and so its worker, busy.
-* **Rate** (Z-API messages per second per instance, so the number is not restricted) is
-  :func:`reserve`: an atomic UPDATE in the event store hands each call its slot; the
-  caller waits for it, or holds the message in the outbox when the wait would be long.
+  worker) is Dagster's own mechanism, its concurrency pools: ``destination-<name>``,
+  whose limits :func:`apply_pool_limits` writes into the instance (``carinho instance
+  limits``; ``carinho run`` and the deploy's migrate step run it), shown in the UI
+  (Deployment → Concurrency). The action op claims its slot around the call itself
+  (destinations/slots.py) rather than declaring ``pool=``. What pools can do: bound the
+  calls across all runs, by run priority. What they can't: a rate (calls per second), a
+  limit per pool written in dagster.yaml (only ``concurrency.pools.default_limit``
+  is), and, declared on an op, a wait that doesn't hold the run and its worker (the
+  executor retries a blocked claim after 1 s, growing to 15 s).
+* **Rate** (Z-API messages per second per instance) is :func:`reserve`: an atomic
+  conditional UPDATE in the event store hands each call its slot; the caller waits for
+  it, or holds the message in the outbox when the slot is further away than its queue
+  may wait (:func:`pace_ahead`). Z-API spaces the real WhatsApp sends 1–3 s apart in
+  its own queue (shared/reference/zapi.md §2.7); the rate bounds what the hub hands it.
 
 Defaults (override none: change the table and redeploy):
 
@@ -26,7 +30,7 @@ marketing       2                           4
 site            2                           4
 documentos      2                           4
 email           2                           4
-whatsapp        2           5 (per instance) 4
+whatsapp        2           20 per instance 4
 =============== =========== =============== ====================
 """
 
@@ -58,8 +62,8 @@ LIMITS: dict[str, DestinationLimit] = {
     "financeiro": DestinationLimit(4, sync_per_run=8), "cuidadores": DestinationLimit(4, sync_per_run=8),
     "atendimento": DestinationLimit(2), "marketing": DestinationLimit(2),
     "site": DestinationLimit(2), "documentos": DestinationLimit(2), "email": DestinationLimit(2),
-    # 5/s: above the 10x seed mix's peak, far below a flood (benchmarks/README.md: at 1/s the
-    # 10x mix alone waited ~30 s in the run queue behind paced messages)
+    # 20/s: a burst's auto-replies reach Z-API within ~2 s (at 5/s, 33 of them took 7 s;
+    # at 1/s the 10x mix alone waited ~30 s): benchmarks/README.md
     "whatsapp": DestinationLimit(2, per_second=20.0),
 }
 #: how long an action waits in its worker for one of its destination's concurrency slots

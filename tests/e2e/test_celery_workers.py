@@ -74,6 +74,11 @@ def _event_types(stack, run_id):
                 for record in instance.get_records_for_run(run_id).records if record.event_log_entry.is_dagster_event}
 
 
+def _finished(stack, run_id):
+    with DagsterInstance.from_config(str(stack.home)) as instance:
+        return instance.get_run_by_id(run_id).is_finished
+
+
 def _lead(stack, name):
     resp = stack.post("/webhooks/site/lead", "site", {"name": name, "phone": PHONE})
     assert resp.status_code == 202
@@ -90,12 +95,15 @@ def test_runs_execute_in_warm_workers_and_fall_back_when_the_broker_is_down(cele
     assert "PIPELINE_ENQUEUED" not in _event_types(stack, run.run_id)
     assert "PIPELINE_STARTING" in _event_types(stack, run.run_id)
 
-    # a sync still goes through the run queue (its limits: never two runs of one sync)
-    resp = stack.http.post("/api/sync/crm_financeiro/run", headers={"X-API-Key": "e2e-ops-key"})
+    # a run that is not an event's (here a window recovery, with nothing in its window)
+    # still goes through the run queue and its limits
+    resp = stack.http.post("/api/dlq/recover", headers={"X-API-Key": "e2e-ops-key"},
+                           json={"from": "2020-01-01T00:00:00Z", "to": "2020-01-01T00:01:00Z"})
     assert resp.status_code == 202, resp.text
-    sync_run = resp.json()["run_id"]
-    assert "PIPELINE_ENQUEUED" in _event_types(stack, sync_run)
-    wait_for(lambda: "PIPELINE_STARTING" in _event_types(stack, sync_run), timeout=60, what="the sync dequeued")
+    queued_run = resp.json()["run_id"]
+    assert "PIPELINE_ENQUEUED" in _event_types(stack, queued_run)
+    wait_for(lambda: _finished(stack, queued_run), timeout=120, what="the recovery dequeued and finished")
+    assert "PIPELINE_STARTING" in _event_types(stack, queued_run)
 
     os.killpg(stack.broker.pid, signal.SIGKILL)
     stack.broker.wait(timeout=10)
