@@ -126,7 +126,10 @@ _register_ops_cli(main)
 
 # -- worker ---------------------------------------------------------------------
 
-#: worker processes per queue group on a 2-core machine; integrations-high gets its own
+#: worker processes per queue group on a 2-core machine, at most; integrations-high gets
+#: its own. Celery's autoscaler keeps one process per group while idle and forks more
+#: (from the warm parent) as runs arrive, back down after 30 s without work, so a burst
+#: gets 4 + 3 processes and the idle stack does not pay for them (benchmarks/README.md).
 WORKER_CONCURRENCY = {"integrations-high": 4, "integrations": 3, "integrations-low": 1}
 
 
@@ -145,7 +148,8 @@ def _worker_id() -> str:
 
 @main.command()
 @click.option("--queues", required=True, help="comma-separated carinho queues, e.g. integrations-high")
-@click.option("--concurrency", type=int, default=None, help="worker processes (default by queue)")
+@click.option("--concurrency", type=int, default=None,
+              help="a fixed number of worker processes (default: 1 while idle, up to a maximum by queue)")
 def worker(queues: str, concurrency: int | None) -> None:
     """A warm run worker (Celery) for some queues; needs CARINHO_CELERY_BROKER_URL."""
     from carinho_pipelines.kernel.queues import QUEUES
@@ -156,12 +160,14 @@ def worker(queues: str, concurrency: int | None) -> None:
         raise click.ClickException(f"unknown queue(s) {unknown}; known: {', '.join(QUEUES)}")
     if not settings.current().celery_broker_url:
         raise click.ClickException("CARINHO_CELERY_BROKER_URL is not set (e.g. redis://127.0.0.1:6379/0)")
-    procs = concurrency or WORKER_CONCURRENCY.get(names[0], 1)
+    most = WORKER_CONCURRENCY.get(names[0], 1)
+    size = ["--concurrency", str(concurrency)] if concurrency else (
+        ["--autoscale", f"{most},1"] if most > 1 else ["--concurrency", "1"])
     # lower-priority workers yield the CPU to integrations-high's when it is scarce
     os.nice(min(QUEUES[name].niceness for name in names))
     celery = Path(sys.executable).with_name("celery")
     args = [str(celery), "-A", "carinho_pipelines.platform.celery_app", "worker", "--pool", "prefork",
-            "--concurrency", str(procs), "--prefetch-multiplier", "1", "--loglevel", "INFO",
+            *size, "--prefetch-multiplier", "1", "--loglevel", "INFO",
             "-n", f"{worker_node_prefix(names)}.{_worker_id()}@%h", "--without-gossip", "--without-mingle",
             "-Q", ",".join(names)]  # one -Q with a list: a second -Q would replace the first
     os.execv(args[0], args)
