@@ -103,13 +103,16 @@ def resume_tick(context: SensorEvaluationContext, store: EventStore):
     by_event: dict[int, list[dict]] = {}
     for row in ledger.paused_actions(store, BATCH):
         by_event.setdefault(row["event_id"], []).append(row)
+    if not by_event:
+        return SkipReason("no action waits")
     # a busy destination gets at most as many new runs per tick as it has free slots,
     # plus one round (those wait for their slot in the worker), the most urgent first
-    room = _room(context.instance)
+    busy = any((r["result"] or {}).get("busy") for rows in by_event.values() for r in rows)
+    room = _room(context.instance) if busy else {}
     # never beside the run that left the action waiting: it may still be running others
+    waiting_runs = sorted({r["run_id"] for rows in by_event.values() for r in rows if r["run_id"]})
     running = {run.run_id for run in context.instance.get_runs(
-        filters=RunsFilter(run_ids=sorted({r["run_id"] for rows in by_event.values() for r in rows if r["run_id"]}),
-                           statuses=list(IN_PROGRESS_RUN_STATUSES)))} if by_event else set()
+        filters=RunsFilter(run_ids=waiting_runs, statuses=list(IN_PROGRESS_RUN_STATUSES)))} if waiting_runs else set()
     requests = []
     for event_id, rows in sorted(by_event.items(), key=lambda item: (-QUEUES[item[1][0]["queue"]].priority
                                                                      if item[1][0]["queue"] in QUEUES else 0, item[0])):
@@ -132,8 +135,7 @@ def resume_tick(context: SensorEvaluationContext, store: EventStore):
                                    tags=tags.event_run_tags(event, tags.BY_PAUSE_SENSOR)))
     if not requests:
         waiting = sum(len(r) for r in by_event.values())
-        return SkipReason(f"{waiting} action(s) wait for {', '.join(sorted(paused_now)) or 'free slots'}" if waiting
-                          else "no action waits")
+        return SkipReason(f"{waiting} action(s) wait for {', '.join(sorted(paused_now)) or 'free slots'}")
     return SensorResult(run_requests=requests)
 
 
