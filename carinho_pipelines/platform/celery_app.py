@@ -33,6 +33,7 @@ from carinho_pipelines.platform.dagster_internals import (
 )
 from carinho_pipelines.kernel.queues import HIGH
 from carinho_pipelines.platform.instance import celery_settings
+from carinho_pipelines.platform.launcher import BROKER_ERRORS
 
 _settings = celery_settings()
 app = make_app(
@@ -98,7 +99,7 @@ def high_backlog() -> int:
                 return conn.default_channel.queue_declare(queue=HIGH, passive=True).message_count
             except conn.channel_errors:
                 return 0  # the queue does not exist (yet): nothing waits in it
-    except app.connection_for_read().connection_errors:
+    except BROKER_ERRORS:
         return 0  # the broker went away after handing us this run: do not hold it
 
 

@@ -64,3 +64,13 @@ def hub(sandbox: Sandbox, smtp, pg_database, tmp_path, monkeypatch: pytest.Monke
     whatsapp_outbox.forget_status()
     with DagsterInstance.ephemeral() as instance:
         yield Hub(sandbox, url, instance, sink)
+
+
+@pytest.fixture
+def pooled_instance(hub: Hub, tmp_path, monkeypatch: pytest.MonkeyPatch) -> Iterator[DagsterInstance]:
+    """The hub's runs on an instance with concurrency pools (the ephemeral one has
+    none), SQLite-backed, in a temporary folder."""
+    (tmp_path / "dagster").mkdir()
+    with DagsterInstance.local_temp(str(tmp_path / "dagster")) as instance:
+        monkeypatch.setattr(hub, "instance", instance)
+        yield instance

@@ -96,16 +96,12 @@ def test_every_action_has_its_destinations_pool_and_the_cli_writes_the_limits(tm
 
 
 def test_an_action_waits_for_its_destinations_slot_in_a_short_line_and_calls_once_it_is_assigned(
-        hub, tmp_path, monkeypatch, request):
+        hub, pooled_instance, monkeypatch):
     """The pool's one CRM slot is held by another run, nobody else waits: the lead's CRM
     call waits for it (it does not call beside the holder), gets it when it is freed, and
     frees it after the call."""
-    (tmp_path / "dagster").mkdir()
-    instance = DagsterInstance.local_temp(str(tmp_path / "dagster"))
-    request.addfinalizer(instance.dispose)
-    monkeypatch.setattr(hub, "instance", instance)
     monkeypatch.setattr(limits, "SLOT_WAIT_SECONDS", 120.0)
-    storage = instance.event_log_storage
+    storage = pooled_instance.event_log_storage
     storage.set_concurrency_slots("destination-crm", 1)
     assert storage.claim_concurrency_slot("destination-crm", "other-run", "forward_crm", 0).is_claimed
     eid = hub.event("lead.created", "site", {"name": "Duda", "phone": "5511977774444"})

@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 
-from dagster import DagsterInstance, build_sensor_context
+from dagster import build_sensor_context
 
 from carinho_pipelines.destinations import limits, pauses
 from carinho_pipelines.events import ledger
@@ -71,19 +71,14 @@ def test_a_pause_with_until_ends_by_itself_and_other_destinations_are_untouched(
 
 
 def test_behind_a_line_for_a_busy_destination_the_action_waits_outside_the_run_and_goes_once_there_is_room(
-        hub, tmp_path, monkeypatch, request):
+        hub, pooled_instance, monkeypatch):
     """A flood to Marketing (issue 16): its one slot taken and a line waiting, a lead's
     run does not wait in its worker: the attribution waits in the ledger (busy), the run
     succeeds with the CRM and WhatsApp done, and once Marketing has room the sensor starts
     one run that calls only Marketing."""
-    # an instance with concurrency pools (the ephemeral one has none), SQLite-backed
-    (tmp_path / "dagster").mkdir()
-    instance = DagsterInstance.local_temp(str(tmp_path / "dagster"))
-    request.addfinalizer(instance.dispose)
-    monkeypatch.setattr(hub, "instance", instance)
     # were the lead's run to wait for the slot, it would wait this long
     monkeypatch.setattr(limits, "SLOT_WAIT_SECONDS", 60.0)
-    storage = instance.event_log_storage
+    storage = pooled_instance.event_log_storage
     storage.set_concurrency_slots("destination-marketing", 1)
     holders = [("flood-run-1", "marketing_conversion"), ("flood-run-2", "marketing_conversion"),
                ("flood-run-3", "marketing_conversion")]
