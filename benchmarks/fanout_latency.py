@@ -9,6 +9,7 @@ peak RSS per event, and the share of the 2 cores used.
     .venv/bin/python benchmarks/fanout_latency.py                  # sensor dispatch, default launcher
     .venv/bin/python benchmarks/fanout_latency.py --mode direct    # the relay submits each run itself
     .venv/bin/python benchmarks/fanout_latency.py --mode celery    # direct + warm Celery run workers
+    .venv/bin/python benchmarks/fanout_latency.py --mode compose   # deploy/docker-compose.yml, the sandbox profile
 
 Bounded: each phase sends for --duration seconds and waits at most --drain seconds.
 Loopback only.
@@ -178,8 +179,12 @@ class Stack:
     def __init__(self, mode: str, workdir: Path, log: str | None = None, code_server: bool = False) -> None:
         self.mode = mode
         self.procs: list[subprocess.Popen] = []
+        self.compose = None
         if mode == "embedded":
             self._start_embedded(workdir, log)
+            return
+        if mode == "compose":
+            self._start_compose(workdir)
             return
         self.admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
         suffix = uuid.uuid4().hex[:6]
@@ -267,6 +272,37 @@ class Stack:
         self.sb.zapi.set_webhook(f"http://127.0.0.1:{self.relay_port}/webhooks/whatsapp?token={self.env['ZAPI_WEBHOOK_TOKEN']}")
         self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.relay_port}", timeout=30)
 
+    def _start_compose(self, workdir: Path) -> None:
+        """The single-host deployment as deploy/README.md runs it: the images built (the
+        local bases when missing), ``docker-compose up`` with the ``sandbox`` profile on
+        free ports, every service healthy. The benchmark reads the stack's own event store
+        and Dagster storage; the simulators run in their container."""
+        sys.path.insert(0, str(REPO))
+        from tests.deploy.compose import ComposeStack, build_images, docker_available
+
+        why = docker_available()
+        if why:
+            raise SystemExit(f"--mode compose needs a Docker engine (deploy/README.md): {why}")
+        print("building the images:", {k: f"{v:.0f} s" for k, v in build_images().items()})
+        self.compose = ComposeStack(f"carinho-bench-{os.getpid()}", workdir)
+        started = time.monotonic()
+        self.compose.up()
+        print(f"compose stack healthy after {time.monotonic() - started + self.compose.wait_healthy():.0f} s")
+        values, ports = self.compose.values, self.compose.ports
+        pg = f"postgresql://carinho:{values['POSTGRES_PASSWORD']}@127.0.0.1:{ports['CARINHO_PG_PORT']}"
+        self.store_url, self.dagster_url = f"{pg}/carinho_events", f"{pg}/carinho_dagster"
+        self.engine = sa.create_engine(self.store_url)
+        self.env = dict(values)
+        # this process reads the stack's instance (stages): its storage and broker
+        os.environ.update(DAGSTER_PG_URL=self.dagster_url,
+                          CARINHO_CELERY_BROKER_URL=f"redis://127.0.0.1:{ports['CARINHO_REDIS_PORT']}/0")
+        self.home = prepare_dagster_home(workdir / "dagster_home", postgres=True)
+        self.relay_port, self.ui_port = ports["CARINHO_RELAY_PORT"], ports["CARINHO_DAGSTER_PORT"]
+        self.http = httpx.Client(base_url=self.compose.relay, timeout=30)
+
+    def token(self, system: str) -> str:
+        return self.compose.token(system) if self.compose else self.sb.token(system)
+
     def spawn(self, command: list[str]) -> None:
         self.procs.append(subprocess.Popen(command, cwd=REPO, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
                                            start_new_session=True))
@@ -297,9 +333,18 @@ class Stack:
         raise RuntimeError(f"{url} did not come up")
 
     def pids(self) -> list[int]:
+        """The stack's root processes (a container's main process and its children are
+        host processes too)."""
+        if self.compose:
+            return [c["State"]["Pid"] for c in self.compose.containers()
+                    if c["State"]["Pid"] and c["Config"]["Labels"].get("com.docker.compose.service") != "sandbox"]
         return [p.pid for p in self.procs]
 
     def close(self) -> None:
+        if self.compose:
+            self.engine.dispose()
+            self.compose.down()
+            return
         for p in self.procs:
             try:
                 os.killpg(p.pid, signal.SIGINT if self.mode == "embedded" else signal.SIGTERM)
@@ -356,7 +401,7 @@ class Stack:
     def post(self, queue: str) -> int:
         n = uuid.uuid4().int % 10**8
         phone = f"55119{n:08d}"
-        auth = lambda system: {"Authorization": f"Bearer {self.sb.token(system)}"}  # noqa: E731
+        auth = lambda system: {"Authorization": f"Bearer {self.token(system)}"}  # noqa: E731
         if queue == "integrations-high":
             resp = self.http.post("/webhooks/site/lead", headers=auth("site"),
                                   json={"name": "Cliente Bench", "phone": phone, "utm_source": "google",
@@ -563,7 +608,7 @@ def report(result: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mode", default="sensor",
-                        help="sensor, direct, celery or embedded; several, comma-separated, run one after the other"
+                        help="sensor, direct, celery, embedded or compose; several, comma-separated, run one after the other"
                              " and end with a table comparing them")
     parser.add_argument("--duration", type=float, default=120, help="seconds of traffic per phase")
     parser.add_argument("--drain", type=float, default=240, help="max seconds to wait for completion")
@@ -578,9 +623,11 @@ def main() -> None:
                              " instead of starting their own from workspace.yaml")
     args = parser.parse_args()
     modes = [m.strip() for m in args.mode.split(",") if m.strip()]
-    unknown = set(modes) - {"sensor", "direct", "celery", "embedded"}
+    unknown = set(modes) - {"sensor", "direct", "celery", "embedded", "compose"}
     if unknown:
         parser.error(f"unknown mode(s) {', '.join(sorted(unknown))}")
+    if "compose" in modes and "flood" in args.phases:
+        parser.error("the flood phase drives the in-process sandbox (Marketing's latency): not with --mode compose")
     summary: list[tuple[str, str, dict]] = []
     for mode in modes:
         random.seed(args.seed)
@@ -595,7 +642,8 @@ def run_mode(mode: str, args: argparse.Namespace) -> list[tuple[str, str, dict]]
         stack = Stack(mode, Path(tmp), log=args.log, code_server=args.code_server)
         try:
             idle = tree_rss_mb(stack.pids())
-            what = "carinho run (relay, code server, webserver, daemon, workers, Valkey)" if mode == "embedded" else (
+            what = "carinho run (relay, code server, webserver, daemon, workers, Valkey)" if mode == "embedded" else \
+                "the compose stack's containers (all but the sandbox)" if mode == "compose" else (
                 "relay + webserver + daemon" + (" + workers" if mode == "celery" else "") + " (and their code servers)")
             print(f"\n# fanout_latency --mode {mode}{' --code-server' if args.code_server else ''}: idle memory of "
                   f"{what}: {idle:.0f} MB RSS summed, {tree_pss_mb(stack.pids()):.0f} MB PSS")

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 import sqlalchemy as sa
 
 from carinho_pipelines.kernel import tags
-from carinho_pipelines.kernel.errors import ERROR_CLASSES
+from carinho_pipelines.kernel.errors import ERROR_CLASSES, UNAVAILABLE
 from carinho_pipelines.kernel.privacy import mask_response
 from carinho_pipelines.kernel.queues import QUEUES, RETRY
 from carinho_pipelines.kernel.settings import current
@@ -90,6 +90,24 @@ def _meta(event: Any) -> dict[str, Any]:
     return {k: v.value for k, v in data.metadata.items()}
 
 
+#: exception classes of a connection that broke under the hub itself: its database
+#: (SQLAlchemy, psycopg2, sqlite3) or its broker (kombu, redis) restarting
+CONNECTION_ERRORS = frozenset({"OperationalError", "InterfaceError", "DisconnectionError", "ConnectionError"})
+
+
+def hub_unreachable(error: Any) -> bool:
+    """Did a step fail because the hub's own database or broker was unreachable (not
+    because of a destination, nor a bug)? An error outside the action's own call (the
+    run writing its event log while PostgreSQL restarts) has no error class of its own;
+    it is safe to re-drive, as a destination's outage is."""
+    seen = 0
+    while error is not None and seen < 10:
+        if getattr(error, "cls_name", None) in CONNECTION_ERRORS:
+            return True
+        error, seen = getattr(error, "cause", None) or getattr(error, "context", None), seen + 1
+    return False
+
+
 def failure_of(instance: DagsterInstance, run_id: str) -> Failure:
     """What failed in a run: the ops, the error class, the downstream response."""
     from dagster import DagsterEventType
@@ -123,14 +141,20 @@ def failure_of(instance: DagsterInstance, run_id: str) -> Failure:
         error_class = meta.get("error_class")
         if error_class is None and meta.get("error_classes"):
             error_class = str(meta["error_classes"]).split(",")[0].strip()
-        classes.append(error_class if error_class in ERROR_CLASSES else "error")
+        error = event.event_specific_data.error if event.event_specific_data else None
+        if error_class not in ERROR_CLASSES:
+            error_class = UNAVAILABLE if hub_unreachable(error) else "error"
+        classes.append(error_class)
         if meta.get("destination"):
             destinations.append(str(meta["destination"]))
         if "response" in meta:
             responses[step] = meta["response"]
-        error = event.event_specific_data.error if event.event_specific_data else None
         description = getattr(event.event_specific_data.user_failure_data, "description", None) if getattr(
             event.event_specific_data, "user_failure_data", None) else None
+        # Dagster wraps what the op raised ("Error occurred while executing op"): the
+        # cause is what a person needs to read
+        while error is not None and error.cls_name == "DagsterExecutionStepExecutionError" and error.cause:
+            error = error.cause
         messages.insert(0, description or (error.message.strip() if error else event.message or "step failed"))
     # the worst class decides: a person must look unless every failure is "unavailable".
     # A run that failed with no op failing (its worker died, the launch failed, run

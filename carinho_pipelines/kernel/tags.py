@@ -47,6 +47,9 @@ BY_EVENT_RUN = "event_run"
 BY_PAUSE_SENSOR = "paused_actions_sensor"
 #: a re-execution launched by a window recovery (POST /api/dlq/recover)
 BY_RECOVERY = "dlq_recover"
+#: who launches an event's *first* run; an event has exactly one such run (the run
+#: coordinator cancels any later one: platform/coordinator.py)
+FIRST_RUN_LAUNCHERS = frozenset({BY_RELAY, BY_DISPATCH_SENSOR, BY_EVENT_RUN})
 
 #: a manual sync run: why (manual) and which API key asked for it
 TRIGGER = "carinho/trigger"

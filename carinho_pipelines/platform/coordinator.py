@@ -15,6 +15,13 @@ Everything else goes through the run queue as before (``QueuedRunCoordinator``):
 and jobs started from the UI's launchpad, with the limits in ``dagster.yaml``. Without a
 broker (``CARINHO_RUN_LAUNCHER=process``, a process per run) every run is queued, as the
 per-queue limits are then what keeps the machine from thrashing.
+
+Both paths first make the run the owner of its event (``store.claims.own_event``): an
+event's first run (launched by the relay, the dispatch sensor or another event's run)
+that finds its event already owned by another run is a second submission of the same
+event (the relay's launch timed out while the webserver, slowed by a PostgreSQL restart,
+still created the run; the sensor then dispatched the event again). It is cancelled
+before it starts, with the owner named, so no event is processed twice.
 """
 
 from __future__ import annotations
@@ -22,6 +29,9 @@ from __future__ import annotations
 from dagster import DagsterRunStatus, QueuedRunCoordinator, SubmitRunContext
 
 from carinho_pipelines.kernel import tags
+from carinho_pipelines.kernel.settings import database_url
+from carinho_pipelines.store import store_for, utcnow
+from carinho_pipelines.store.claims import own_event
 
 from .dagster_internals import CeleryRunLauncher
 
@@ -39,7 +49,21 @@ class EventRunCoordinator(QueuedRunCoordinator):
 
     def submit_run(self, context: SubmitRunContext):
         run = context.dagster_run
+        if run.status == DagsterRunStatus.NOT_STARTED and is_first_run(run):
+            owner = own_event(store_for(database_url()).engine, int(run.tags[tags.EVENT_ID]), run.run_id, utcnow())
+            if owner is not None and owner != run.run_id:
+                self._instance.report_run_canceled(
+                    run, message=f"not launched: event {run.tags[tags.EVENT_ID]} already has run {owner} "
+                                 "(submitted twice); it is processed once, by that run")
+                return self._instance.get_run_by_id(run.run_id)
         if run.status == DagsterRunStatus.NOT_STARTED and self.launches_directly(run):
             self._instance.launch_run(run.run_id, context.workspace)
             return self._instance.get_run_by_id(run.run_id)
         return super().submit_run(context)
+
+
+def is_first_run(run) -> bool:
+    """An event's first run: not a re-execution, not a run of actions that waited."""
+    return (tags.EVENT_ID in run.tags and run.parent_run_id is None
+            and run.tags.get(tags.LAUNCHED_BY) in tags.FIRST_RUN_LAUNCHERS)
+

@@ -2,22 +2,9 @@
 
 from __future__ import annotations
 
-import threading
-
 from dagster import ConfigurableResource
 
-from carinho_pipelines.store import EventStore
-
-_stores: dict[str, EventStore] = {}
-_lock = threading.Lock()
-
-
-def store_for(url: str) -> EventStore:
-    """One engine (and connection pool) per database URL per process."""
-    with _lock:
-        if url not in _stores:
-            _stores[url] = EventStore(url)
-        return _stores[url]
+from carinho_pipelines.store import EventStore, store_for
 
 
 class EventStoreResource(ConfigurableResource):

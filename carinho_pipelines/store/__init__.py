@@ -8,9 +8,9 @@ its own SQL next to its code, on these public names.
 
 from .clock import as_utc, utcnow
 from .engine import POOL_SIZE, dialect_insert, make_engine
-from .event_store import STATUS_RANK, Envelope, EventStore, Ingested, StoreUnavailable
+from .event_store import STATUS_RANK, Envelope, EventStore, Ingested, StoreUnavailable, store_for
 
 __all__ = [
     "POOL_SIZE", "STATUS_RANK", "Envelope", "EventStore", "Ingested", "StoreUnavailable",
-    "as_utc", "dialect_insert", "make_engine", "utcnow",
+    "as_utc", "dialect_insert", "make_engine", "store_for", "utcnow",
 ]

@@ -1,6 +1,8 @@
 """The one claim taken before launching an event's run, by the relay and by the dispatch
 sensor alike (a conditional UPDATE of ``events.submit_claimed_at``): whoever holds it
-launches; the other skips."""
+launches; the other skips. And the last word on it: the first run that starts owns the
+event (``events.run_id``), so a run submitted twice (a launch that timed out at the
+relay but went through at the webserver, then the sensor's) is launched once."""
 
 from __future__ import annotations
 
@@ -38,3 +40,16 @@ def claim_events(engine: sa.Engine, event_ids: list[int], now: dt.datetime, *, t
 def claim_is_fresh(now: dt.datetime):
     """SQL condition: someone (the relay, a sensor tick) is submitting this event now."""
     return sa.and_(events.c.submit_claimed_at.is_not(None), events.c.submit_claimed_at > now - claim_ttl())
+
+
+def own_event(engine: sa.Engine, event_id: int, run_id: str, now: dt.datetime) -> str | None:
+    """Make ``run_id`` the run of ``event_id`` unless the event already has one; the run
+    that owns the event now (``None`` for an unknown event). One conditional UPDATE, so
+    of two runs of one event exactly one becomes its owner."""
+    with engine.begin() as conn:
+        conn.execute(
+            events.update()
+            .where(events.c.id == event_id, events.c.run_id.is_(None))
+            .values(run_id=run_id, dispatched_at=now)
+        )
+        return conn.execute(sa.select(events.c.run_id).where(events.c.id == event_id)).scalar()

@@ -260,3 +260,15 @@ class EventStore:
 
 def _aware(row: dict[str, Any]) -> dict[str, Any]:
     return {k: as_utc(v) if isinstance(v, dt.datetime) else v for k, v in row.items()}
+
+
+_shared: dict[str, EventStore] = {}
+_shared_lock = threading.Lock()
+
+
+def store_for(url: str) -> EventStore:
+    """One store (engine and connection pool) per database URL per process."""
+    with _shared_lock:
+        if url not in _shared:
+            _shared[url] = EventStore(url)
+        return _shared[url]

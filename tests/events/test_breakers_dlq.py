@@ -95,3 +95,37 @@ def test_a_ui_reexecution_of_an_archived_item_that_fails_is_open_again(hub):
     dlq.annotate(hub.instance, hub.instance.get_run_by_id(child.run_id))
     assert hub.instance.get_run_by_id(child.run_id).tags[tags.DLQ] == "open"
     assert [r.run_id for r in dlq.failed_runs(hub.instance)] == [child.run_id]
+
+
+def test_a_step_that_lost_the_hubs_own_database_is_unavailable_and_a_bug_is_not(hub):
+    """PostgreSQL dropping the run's connection (a restart: here the server terminates
+    the backend itself) is the hub's own outage, re-driven like a destination's; a plain
+    exception in the code is an error for a person."""
+    import sqlalchemy as sa
+    from dagster import job, op
+
+    url = hub.store_url
+
+    @op
+    def loses_its_connection():
+        with sa.create_engine(url, poolclass=sa.pool.NullPool).connect() as conn:
+            conn.execute(sa.text("SELECT pg_terminate_backend(pg_backend_pid())"))
+
+    @op
+    def has_a_bug():
+        raise ValueError("a bug")
+
+    @job
+    def dropped():
+        loses_its_connection()
+
+    @job
+    def buggy():
+        has_a_bug()
+
+    lost = dropped.execute_in_process(instance=hub.instance, raise_on_error=False)
+    bug = buggy.execute_in_process(instance=hub.instance, raise_on_error=False)
+    assert not lost.success and not bug.success
+    assert dlq.failure_of(hub.instance, lost.run_id).error_class == "unavailable"
+    assert "OperationalError" in dlq.failure_of(hub.instance, lost.run_id).error_message
+    assert dlq.failure_of(hub.instance, bug.run_id).error_class == "error"
