@@ -35,8 +35,12 @@ def ensure_database(url: str) -> None:
 
 def main(role: str, args: list[str]) -> None:
     prepare_dagster_home(Path(os.environ["DAGSTER_HOME"]))
-    ROLE_FILE.write_text(json.dumps({"role": role, "args": args, "started": time.time(),
-                                     "worker_id": os.environ.get("CARINHO_WORKER_ID")}))
+    state = {"role": role, "args": args, "started": time.time()}
+    if role == "worker":  # the healthcheck pings this node; it need not import the CLI for its name
+        from carinho_pipelines.cli import worker_node_prefix
+
+        state["node_prefix"] = f"{worker_node_prefix(args[0].split(','))}.{os.environ.get('CARINHO_WORKER_ID')}@"
+    ROLE_FILE.write_text(json.dumps(state))
     if role == "migrate":
         for name in ("CARINHO_DATABASE_URL", "DAGSTER_PG_URL"):
             if os.environ.get(name):

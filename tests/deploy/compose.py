@@ -2,7 +2,8 @@
 local base images, the hub's and the sandbox's images, ``docker-compose up`` on host
 networking with every port chosen free, health polled from Docker, ``down -v`` at the end.
 
-Used by tests/deploy/smoke_compose_stack.py (run by hand).
+Used by tests/deploy/test_compose_stack.py and the compose benchmarks (benchmarks/fanout_latency.py
+--mode compose, benchmarks/compose_scaleout.py).
 """
 
 from __future__ import annotations
