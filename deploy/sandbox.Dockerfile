@@ -17,5 +17,5 @@ ENV PATH=/opt/venv/bin:$PATH LANG=C.UTF-8 PYTHONIOENCODING=utf-8 PYTHONUNBUFFERE
 RUN mkdir -p /opt/sandbox/mailbox && chown -R 10001:10001 /opt/sandbox
 USER 10001
 WORKDIR /opt/sandbox
-HEALTHCHECK --interval=3s --timeout=5s --retries=20 CMD ["python", "/opt/carinho/sandbox_serve.py", "--check"]
+HEALTHCHECK --interval=10s --timeout=5s --retries=20 CMD ["python", "/opt/carinho/sandbox_serve.py", "--check"]
 ENTRYPOINT ["python", "/opt/carinho/sandbox_serve.py"]
