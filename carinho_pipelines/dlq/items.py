@@ -455,8 +455,29 @@ def reexecution_tags(parent: DagsterRun, launched_by: str) -> dict[str, str]:
 # -- replays -----------------------------------------------------------------------------
 
 
+def reexecution_strategy(instance: DagsterInstance, parent: DagsterRun) -> str:
+    """``FROM_FAILURE`` (the failed and unfinished ops run again), unless the run failed
+    after every op had succeeded (its run-success event not written while PostgreSQL
+    restarted, its worker killed right then): Dagster finds nothing to re-execute from
+    failure in it, so ``ALL_STEPS``, and the ledger skips every action already done."""
+    from dagster import DagsterRunStatus
+
+    from carinho_pipelines.platform.dagster_internals import KnownExecutionState
+
+    if parent.status not in (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED):
+        return "FROM_FAILURE"  # Dagster answers why it cannot
+    steps, _known = KnownExecutionState.build_resume_retry_reexecution(instance, parent)
+    return "FROM_FAILURE" if steps else "ALL_STEPS"
+
+
 class ReplayError(Exception):
-    """The re-execution could not be launched (Dagster's webserver unavailable…)."""
+    """The re-execution could not be launched: Dagster's webserver is unavailable
+    (``refused`` false: nothing else can be launched now either), or it failed this
+    item's request (``refused`` true: the next item may go)."""
+
+    def __init__(self, message: str, refused: bool = False) -> None:
+        super().__init__(message)
+        self.refused = refused
 
 
 def replay(store: Any, instance: DagsterInstance, run_id: str, who: str, now: dt.datetime,
@@ -475,18 +496,19 @@ def replay(store: Any, instance: DagsterInstance, run_id: str, who: str, now: dt
     if existing is not None:
         child = existing["child_run_id"]
         if child is None:  # another request holds the claim and is launching it now
-            raise ReplayError("a re-execution of this item is being launched")
+            raise ReplayError("a re-execution of this item is being launched", refused=True)
         return child, True
     try:
         parent = instance.get_run_by_id(run_id)
         if parent is None:
             raise graphql_client.LaunchFailed("RunNotFoundError", f"no run {run_id}")
         child = graphql_client.launch_reexecution(run_id, reexecution_tags(parent, launched_by or who),
-                                               use_parent_run_tags=False)
+                                                  use_parent_run_tags=False, strategy=reexecution_strategy(instance, parent))
     except (graphql_client.DagsterUnavailable, graphql_client.LaunchFailed) as exc:
         with store.engine.begin() as conn:
             conn.execute(dlq_replays.delete().where(dlq_replays.c.parent_run_id == run_id))
-        raise ReplayError(str(exc)) from exc
+        per_item = isinstance(exc, (graphql_client.Refused, graphql_client.LaunchFailed))
+        raise ReplayError(str(exc), refused=per_item) from exc
     with store.engine.begin() as conn:
         conn.execute(dlq_replays.update().where(dlq_replays.c.parent_run_id == run_id).values(child_run_id=child))
     mark_replayed(instance, run_id, who)

@@ -87,6 +87,9 @@ def dlq_redrive_sensor(context: SensorEvaluationContext, event_store: EventStore
         try:
             child, already = dlq.replay(store, instance, run.run_id, AUTO, now, launched_by=tags.BY_AUTO_REDRIVE)
         except dlq.ReplayError as exc:
+            if exc.refused:  # this item's launch failed: the next ones may go
+                problem = f"could not re-execute {run.run_id[:8]}: {exc}"
+                continue
             problem = f"cannot launch re-executions now: {exc}"
             break
         if not already:

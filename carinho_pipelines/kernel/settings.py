@@ -89,6 +89,10 @@ class HubSettings(BaseSettings):
     celery_backend_url: str | None = None
     #: runs the run queue hands the broker per queue slot
     celery_queue_factor: int = 4
+    #: a run still STARTING after this many seconds (its task lost with a killed worker
+    #: or a broker restart) is failed by run monitoring, and re-driven; unset → the
+    #: ``start_timeout_seconds`` of dagster.yaml's ``run_monitoring``
+    run_start_timeout_seconds: int | None = None
 
 
 #: the variables HubSettings reads (``CARINHO_<FIELD>``)

@@ -21,6 +21,10 @@ from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES  # noqa: 
 # The tags Dagster drops when it re-executes a run (UI "re-execute from failure"): a DLQ
 # re-drive drops the same ones, so its child looks like the UI's.
 from dagster._core.storage.tags import TAGS_TO_MAYBE_OMIT_ON_RETRY  # noqa: E402
+# What a re-execution from failure would run again (the failed and unfinished steps),
+# worked out as Dagster's webserver does; it answers HTTP 500 when that is nothing (a
+# run that failed after its last op), so the DLQ re-drive asks first.
+from dagster._core.execution.plan.state import KnownExecutionState  # noqa: E402
 
 # -- run tags removal -----------------------------------------------------------------
 # Dagster has no public API to *remove* a run tag; the DLQ success sensor must remove
@@ -65,6 +69,7 @@ CELERY_SUBMIT_HOOK = "_launch_celery_task_run"
 __all__ = [
     "CELERY_SUBMIT_HOOK", "CONSOLIDATED_SQLITE_EVENT_LOG", "CeleryRunLauncher", "CheckRunHealthResult",
     "ConfigurableClassData", "DefaultRunLauncher", "ExecuteRunArgs", "IN_PROGRESS_RUN_STATUSES", "InstigatorType",
+    "KnownExecutionState",
     "LaunchRunContext", "ResumeRunArgs", "RunTagsTable", "RunsTable", "SqlRunStorage", "TAGS_TO_MAYBE_OMIT_ON_RETRY",
     "TickStatus", "WRITTEN_FOR", "WorkerStatus", "_execute_run_command_body", "_get_run_priority",
     "_resume_run_command_body", "get_current_datetime", "serialize_value", "unpack_value",

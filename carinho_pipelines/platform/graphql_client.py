@@ -23,6 +23,12 @@ class DagsterUnavailable(Exception):
     """The webserver cannot be reached, or answered with an error it may not have tomorrow."""
 
 
+class Refused(DagsterUnavailable):
+    """The webserver is up but failed this request (HTTP 5xx with GraphQL errors: an
+    exception in its resolver, such as Dagster finding no step to re-execute from
+    failure); another request may well succeed."""
+
+
 class LaunchFailed(Exception):
     """Dagster refused the launch (unknown job, invalid config, …); ``kind`` is its GraphQL type."""
 
@@ -93,6 +99,13 @@ def query(
     except httpx.HTTPError as exc:
         raise DagsterUnavailable(f"Dagster GraphQL unreachable: {type(exc).__name__}") from exc
     if response.status_code >= 500:
+        try:
+            errors = response.json().get("errors") or []
+        except ValueError:
+            errors = []
+        if errors:
+            raise Refused(f"Dagster GraphQL answered {response.status_code}: "
+                          + "; ".join(str(e.get("message"))[:300] for e in errors))
         raise DagsterUnavailable(f"Dagster GraphQL answered {response.status_code}")
     try:
         body = response.json()
@@ -172,13 +185,13 @@ mutation Reexecute($params: ReexecutionParams!) {
 
 
 def launch_reexecution(parent_run_id: str, extra_tags: dict[str, str], *, url: str | None = None,
-                       use_parent_run_tags: bool = True) -> str:
-    """Re-execute ``parent_run_id`` from failure (only failed and not-run ops run again),
-    with the job's tags, the parent's (unless ``use_parent_run_tags`` is false) and
-    ``extra_tags``; the run id of the re-execution."""
+                       use_parent_run_tags: bool = True, strategy: str = "FROM_FAILURE") -> str:
+    """Re-execute ``parent_run_id`` from failure (only failed and not-run ops run again;
+    ``strategy="ALL_STEPS"``: every op), with the job's tags, the parent's (unless
+    ``use_parent_run_tags`` is false) and ``extra_tags``; the run id of the re-execution."""
     params = {
         "parentRunId": parent_run_id,
-        "strategy": "FROM_FAILURE",
+        "strategy": strategy,
         "useParentRunTags": use_parent_run_tags,
         "extraTags": [{"key": k, "value": str(v)} for k, v in extra_tags.items()],
     }

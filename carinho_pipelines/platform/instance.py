@@ -30,6 +30,8 @@ def celery_queue_factor() -> int:
 
 def instance_config(postgres: bool, celery: bool = False, home: Path | None = None) -> dict:
     config = yaml.safe_load(dagster_yaml_text())
+    if current().run_start_timeout_seconds:
+        config["run_monitoring"]["start_timeout_seconds"] = current().run_start_timeout_seconds
     if not postgres:
         config.pop("storage", None)  # Dagster's default: SQLite files under $DAGSTER_HOME
         if home is not None:

@@ -108,3 +108,30 @@ def test_outage_opens_the_breaker_and_failed_events_are_redriven_when_back(stack
     # each client's billing setup went through exactly once after the outage
     setups = [c for c in _calls(stack, "financeiro", "/api/billing/setup") if c["status"] == 201]
     assert sorted(c["json"]["crm_client_id"] for c in setups if c["json"]["crm_client_id"] >= 601) == [601, 602, 603]
+
+
+def test_a_run_that_failed_after_its_last_op_is_redriven_without_calling_anything_again(stack):
+    """A run can fail after every op succeeded (its run-success event not written while
+    PostgreSQL restarts, its worker killed right then; run monitoring fails it). Dagster
+    finds nothing to re-execute *from failure* in it, so the re-drive runs every op
+    again and the ledger skips each action already done: the event ends succeeded and
+    no system is called twice."""
+    stack.wait_webserver()
+    event_id = _client(stack, 701)
+    done = stack.wait_status(event_id, {"succeeded"})
+    setups = len(_calls(stack, "financeiro", "/api/billing/setup"))
+    sent = len(stack.sb.zapi.sent())
+    with DagsterInstance.from_config(str(stack.home)) as instance:
+        run = instance.get_run_by_id(done["run_id"])
+        instance.report_run_failed(run, "the run worker died after its last op (test)")
+        assert instance.get_run_by_id(run.run_id).status.value == "FAILURE"
+    item = wait_for(lambda: next((i for i in _dlq(stack, error_class="unavailable")["data"] if i["event_id"] == event_id),
+                                 None), what="the run in the DLQ as unavailable")
+    assert item["failed_ops"] == []
+    children = wait_for(lambda: [r for r in stack.event(event_id)["runs"]
+                                 if r["parent_run_id"] == run.run_id and r["status"] == "SUCCESS"],
+                        timeout=90, what=f"the re-drive's run succeeded (daemon log: {stack.home / 'daemon.log'})")
+    assert len(children) == 1
+    assert stack.wait_status(event_id, {"succeeded"})["status"] == "succeeded"
+    assert len(_calls(stack, "financeiro", "/api/billing/setup")) == setups
+    assert len(stack.sb.zapi.sent()) == sent

@@ -70,3 +70,10 @@ def test_with_warm_workers_the_run_queue_feeds_the_broker_several_runs_per_slot(
     monkeypatch.setenv("CARINHO_CELERY_QUEUE_FACTOR", "2")
     fed = instance_config(postgres=True, celery=True)["run_coordinator"]["config"]
     assert by_queue(fed)["integrations-high"] == 2 * by_queue(plain)["integrations-high"]
+
+
+def test_the_run_start_timeout_is_dagster_yamls_unless_the_environment_sets_one(monkeypatch):
+    monkeypatch.delenv("CARINHO_RUN_START_TIMEOUT_SECONDS", raising=False)
+    assert instance_config(postgres=True)["run_monitoring"]["start_timeout_seconds"] == 180
+    monkeypatch.setenv("CARINHO_RUN_START_TIMEOUT_SECONDS", "60")
+    assert instance_config(postgres=True, celery=True)["run_monitoring"]["start_timeout_seconds"] == 60
