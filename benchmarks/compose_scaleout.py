@@ -18,6 +18,7 @@ Loopback only; everything is removed at the end.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
 import tempfile
@@ -90,7 +91,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     random.seed(args.seed)
-    cores = __import__("os").cpu_count() or 2
+    cores = os.cpu_count() or 2
     rows = []
     with tempfile.TemporaryDirectory(prefix="carinho-scaleout-") as tmp:
         stack = Stack("compose", Path(tmp))

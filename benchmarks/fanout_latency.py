@@ -277,7 +277,6 @@ class Stack:
         local bases when missing), ``docker-compose up`` with the ``sandbox`` profile on
         free ports, every service healthy. The benchmark reads the stack's own event store
         and Dagster storage; the simulators run in their container."""
-        sys.path.insert(0, str(REPO))
         from tests.deploy.compose import ComposeStack, build_images, docker_available
 
         why = docker_available()

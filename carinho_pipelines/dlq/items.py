@@ -100,11 +100,10 @@ def hub_unreachable(error: Any) -> bool:
     because of a destination, nor a bug)? An error outside the action's own call (the
     run writing its event log while PostgreSQL restarts) has no error class of its own;
     it is safe to re-drive, as a destination's outage is."""
-    seen = 0
-    while error is not None and seen < 10:
-        if getattr(error, "cls_name", None) in CONNECTION_ERRORS:
+    while error is not None:
+        if error.cls_name in CONNECTION_ERRORS:
             return True
-        error, seen = getattr(error, "cause", None) or getattr(error, "context", None), seen + 1
+        error = error.cause or error.context
     return False
 
 
@@ -472,8 +471,9 @@ def reexecution_strategy(instance: DagsterInstance, parent: DagsterRun) -> str:
 
 class ReplayError(Exception):
     """The re-execution could not be launched: Dagster's webserver is unavailable
-    (``refused`` false: nothing else can be launched now either), or it failed this
-    item's request (``refused`` true: the next item may go)."""
+    (``refused`` false: nothing else can be launched now either), or this item cannot
+    be (``refused`` true: it is being launched already, Dagster refused it; the next
+    item may go)."""
 
     def __init__(self, message: str, refused: bool = False) -> None:
         super().__init__(message)
@@ -507,8 +507,7 @@ def replay(store: Any, instance: DagsterInstance, run_id: str, who: str, now: dt
     except (graphql_client.DagsterUnavailable, graphql_client.LaunchFailed) as exc:
         with store.engine.begin() as conn:
             conn.execute(dlq_replays.delete().where(dlq_replays.c.parent_run_id == run_id))
-        per_item = isinstance(exc, (graphql_client.Refused, graphql_client.LaunchFailed))
-        raise ReplayError(str(exc), refused=per_item) from exc
+        raise ReplayError(str(exc), refused=isinstance(exc, graphql_client.LaunchFailed)) from exc
     with store.engine.begin() as conn:
         conn.execute(dlq_replays.update().where(dlq_replays.c.parent_run_id == run_id).values(child_run_id=child))
     mark_replayed(instance, run_id, who)

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from carinho_pipelines.kernel import tags
 from carinho_pipelines.kernel.errors import ActionError
 from carinho_pipelines.store import Envelope, EventStore, Ingested, dialect_insert, utcnow
-from carinho_pipelines.store.claims import claim_is_fresh
+from carinho_pipelines.store.claims import claim_is_fresh, own_event
 from carinho_pipelines.store.tables import auto_reply_guard, event_actions, events
 
 from . import submission
@@ -130,12 +130,7 @@ def claimed_undispatched(store: EventStore, now: dt.datetime, limit: int) -> lis
 
 
 def mark_dispatched(store: EventStore, event_id: int, run_id: str) -> None:
-    with store.engine.begin() as conn:
-        conn.execute(
-            events.update()
-            .where(events.c.id == event_id, events.c.run_id.is_(None))
-            .values(run_id=run_id, dispatched_at=utcnow())
-        )
+    own_event(store.engine, event_id, run_id, utcnow())
 
 
 # -- auto-reply guard ---------------------------------------------------------------

@@ -21,8 +21,7 @@ from carinho_pipelines.kernel.catalogue import CATALOGUE
 from carinho_pipelines.platform import graphql_client
 from carinho_pipelines.kernel.settings import current
 from carinho_pipelines.store import EventStore, utcnow
-from carinho_pipelines.store.claims import claim_events
-from carinho_pipelines.store.tables import events
+from carinho_pipelines.store.claims import claim_events, own_event
 
 log = logging.getLogger("carinho.submission")
 
@@ -56,10 +55,7 @@ def submit_now(store: EventStore, event_id: int, launched_by: str = tags.BY_RELA
     except (graphql_client.DagsterUnavailable, graphql_client.LaunchFailed) as exc:
         log.warning("event %s not submitted (%s); the sensor will dispatch it", event_id, exc)
         return None
-    with store.engine.begin() as conn:
-        conn.execute(
-            events.update()
-            .where(events.c.id == event_id, events.c.run_id.is_(None))
-            .values(run_id=run_id, dispatched_at=utcnow())
-        )
+    # the run coordinator made it the event's run as it was submitted; written here too for
+    # an instance configured with another coordinator (a no-op otherwise)
+    own_event(store.engine, event_id, run_id, utcnow())
     return run_id

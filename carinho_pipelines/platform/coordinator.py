@@ -66,4 +66,3 @@ def is_first_run(run) -> bool:
     """An event's first run: not a re-execution, not a run of actions that waited."""
     return (tags.EVENT_ID in run.tags and run.parent_run_id is None
             and run.tags.get(tags.LAUNCHED_BY) in tags.FIRST_RUN_LAUNCHERS)
-

@@ -23,12 +23,6 @@ class DagsterUnavailable(Exception):
     """The webserver cannot be reached, or answered with an error it may not have tomorrow."""
 
 
-class Refused(DagsterUnavailable):
-    """The webserver is up but failed this request (HTTP 5xx with GraphQL errors: an
-    exception in its resolver, such as Dagster finding no step to re-execute from
-    failure); another request may well succeed."""
-
-
 class LaunchFailed(Exception):
     """Dagster refused the launch (unknown job, invalid config, …); ``kind`` is its GraphQL type."""
 
@@ -99,13 +93,6 @@ def query(
     except httpx.HTTPError as exc:
         raise DagsterUnavailable(f"Dagster GraphQL unreachable: {type(exc).__name__}") from exc
     if response.status_code >= 500:
-        try:
-            errors = response.json().get("errors") or []
-        except ValueError:
-            errors = []
-        if errors:
-            raise Refused(f"Dagster GraphQL answered {response.status_code}: "
-                          + "; ".join(str(e.get("message"))[:300] for e in errors))
         raise DagsterUnavailable(f"Dagster GraphQL answered {response.status_code}")
     try:
         body = response.json()

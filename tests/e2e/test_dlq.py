@@ -130,7 +130,7 @@ def test_a_run_that_failed_after_its_last_op_is_redriven_without_calling_anythin
     assert item["failed_ops"] == []
     children = wait_for(lambda: [r for r in stack.event(event_id)["runs"]
                                  if r["parent_run_id"] == run.run_id and r["status"] == "SUCCESS"],
-                        timeout=90, what=f"the re-drive's run succeeded (daemon log: {stack.home / 'daemon.log'})")
+                        timeout=180, what=f"the re-drive's run succeeded (daemon log: {stack.home / 'daemon.log'})")
     assert len(children) == 1
     assert stack.wait_status(event_id, {"succeeded"})["status"] == "succeeded"
     assert len(_calls(stack, "financeiro", "/api/billing/setup")) == setups
