@@ -211,11 +211,18 @@ def _annotate(instance: DagsterInstance, run: DagsterRun, failure: Failure) -> N
 
 
 def clear_failure_tags(instance: DagsterInstance, run: DagsterRun) -> list[str]:
-    """A run that succeeded is not in the DLQ: drop the DLQ and error tags it carries
+    """A run that succeeded (or was cancelled) is not in the DLQ: drop the DLQ and error tags it carries
     (a re-execution from the Dagster UI copies them from its failed parent; runs
-    launched before the DLQ tag meant the DLQ carry ``open``). Returns the keys removed."""
+    launched before the DLQ tag meant the DLQ carry ``open``). Returns the keys removed.
+    A run that failed after it succeeded (run monitoring, or a person, failing it once
+    its last op was done) keeps them: the sensor may see the success event late, after
+    the failure sensor put the run in the DLQ."""
+    from dagster import DagsterRunStatus
+
     with TAG_WRITES:
         run = instance.get_run_by_id(run.run_id) or run
+        if run.status == DagsterRunStatus.FAILURE:
+            return []
         found = [k for k in tags.FAILURE_TAGS if k in run.tags]
         remove_run_tags(instance, run.run_id, found)
     return found

@@ -91,3 +91,15 @@ def test_migrate_tags_needs_the_hubs_dagster_home(monkeypatch):
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     result = CliRunner().invoke(main, ["dlq", "migrate-tags"])
     assert result.exit_code != 0 and "DAGSTER_HOME is not set" in result.output
+
+
+def test_a_run_failed_after_it_succeeded_stays_in_the_dlq_when_its_success_is_seen_late(hub, instance):
+    """dlq_success_sensor may reach a run's success event after run monitoring failed the
+    run and dlq_failure_sensor put it in the DLQ: the item must stay open."""
+    run_id, ok = _run(hub, instance, hub.event("lead.updated", "crm", {"id": 5}))
+    assert ok
+    instance.report_run_failed(instance.get_run_by_id(run_id), "the run worker died after its last op (test)")
+    dlq.annotate(instance, instance.get_run_by_id(run_id))
+    assert dlq.clear_failure_tags(instance, instance.get_run_by_id(run_id)) == []
+    assert instance.get_run_by_id(run_id).tags[tags.DLQ] == "open"
+    assert [r.run_id for r in dlq.failed_runs(instance, error_class="unavailable")] == [run_id]
