@@ -46,8 +46,15 @@ from dagster._core.scheduler.instigation import TickStatus  # noqa: E402
 # and must report their own class data for the instance to re-create them in children.
 from dagster._serdes import ConfigurableClassData, unpack_value  # noqa: E402
 
-#: the consolidated SQLite event log (one WAL file for every run: platform/instance.py)
-CONSOLIDATED_SQLITE_EVENT_LOG = ("dagster._core.storage.event_log", "ConsolidatedSqliteEventLogStorage")
+# -- cached SQLite storage ------------------------------------------------------------
+# The embedded default's storage classes (platform/sqlite_storage.py) subclass Dagster's
+# SQLite ones (the consolidated event log: one WAL file for every run) and reuse its
+# engine factory and file naming; none is public API.
+from dagster._core.storage.event_log import ConsolidatedSqliteEventLogStorage  # noqa: E402
+from dagster._core.storage.runs import SqliteRunStorage  # noqa: E402
+from dagster._core.storage.schedules import SqliteScheduleStorage  # noqa: E402
+from dagster._core.storage.sql import create_engine as create_sqlite_engine  # noqa: E402
+from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS, create_db_conn_string  # noqa: E402
 
 # -- warm workers ---------------------------------------------------------------------
 # dagster-celery's worker task runs `dagster api execute_run` in a subprocess per run;
@@ -67,7 +74,9 @@ from dagster_celery.launcher import CeleryRunLauncher, _get_run_priority  # noqa
 CELERY_SUBMIT_HOOK = "_launch_celery_task_run"
 
 __all__ = [
-    "CELERY_SUBMIT_HOOK", "CONSOLIDATED_SQLITE_EVENT_LOG", "CeleryRunLauncher", "CheckRunHealthResult",
+    "CELERY_SUBMIT_HOOK", "CeleryRunLauncher", "ConsolidatedSqliteEventLogStorage",
+    "SQLITE_BUSY_TIMEOUT_SECONDS", "SqliteRunStorage", "SqliteScheduleStorage", "create_db_conn_string",
+    "create_sqlite_engine", "CheckRunHealthResult",
     "ConfigurableClassData", "DefaultRunLauncher", "ExecuteRunArgs", "IN_PROGRESS_RUN_STATUSES", "InstigatorType",
     "KnownExecutionState",
     "LaunchRunContext", "ResumeRunArgs", "RunTagsTable", "RunsTable", "SqlRunStorage", "TAGS_TO_MAYBE_OMIT_ON_RETRY",

@@ -38,14 +38,14 @@ def instance_config(postgres: bool, celery: bool = False, home: Path | None = No
             # Dagster's default SQLite event log creates and migrates one database file
             # per run: in a burst that was ~0.9 s of the webserver's CPU per launched run
             # (py-spy, issue 12), so 200 events waited ~100 s to be submitted. Its
-            # consolidated variant keeps every run's events in one WAL-mode file.
-            from .dagster_internals import CONSOLIDATED_SQLITE_EVENT_LOG
-
-            config["event_log_storage"] = {
-                "module": CONSOLIDATED_SQLITE_EVENT_LOG[0],
-                "class": CONSOLIDATED_SQLITE_EVENT_LOG[1],
-                "config": {"base_dir": str(home / "event_log")},
-            }
+            # consolidated variant keeps every run's events in one WAL-mode file. All
+            # three storages are Dagster's, checked once per process and on one engine
+            # per file (sqlite_storage.py); the files are where Dagster puts them.
+            for key, cls, folder in (("run_storage", "CachedSqliteRunStorage", "history"),
+                                     ("event_log_storage", "CachedConsolidatedSqliteEventLogStorage", "event_log"),
+                                     ("schedule_storage", "CachedSqliteScheduleStorage", "schedules")):
+                config[key] = {"module": f"{__package__}.sqlite_storage", "class": cls,
+                               "config": {"base_dir": str(home / folder)}}
     if not celery:
         # no broker: runs start in fresh processes (Dagster's default launcher)
         config.pop("run_launcher", None)

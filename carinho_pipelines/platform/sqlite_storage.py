@@ -1,0 +1,124 @@
+"""Dagster's SQLite storage for the embedded default, without its per-instance costs.
+
+The SQLite counterpart of :mod:`.storage`. Every sensor tick builds a fresh
+``DagsterInstance`` in the code server, and every read opens a connection. On SQLite,
+Dagster's run and schedule storages check the database's alembic revision each time one
+is created (alembic reads its migration scripts from disk to do it), and every
+connection starts with a new SQLAlchemy engine. py-spy of the idle embedded stack
+(issue 12): about half of the code server's CPU was rebuilding storage, mostly that
+revision check; the daemon spent a third of its samples creating engines and
+reflecting table names for each tick.
+
+These subclasses change only that:
+
+* the create-or-migrate check runs once per process and file;
+* one engine per process and file (still ``NullPool``: a SQLite connection is a file
+  open; the engine, with its dialect and statement cache, is what costs);
+* the "does the schema have X yet" checks remember a *yes*, as in :mod:`.storage`.
+
+Tables, queries, files and migrations are Dagster's own.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import sqlalchemy as sa
+from sqlalchemy.pool import NullPool
+
+from .dagster_internals import (
+    SQLITE_BUSY_TIMEOUT_SECONDS,
+    ConfigurableClassData,
+    ConsolidatedSqliteEventLogStorage,
+    SqliteRunStorage,
+    SqliteScheduleStorage,
+    create_db_conn_string,
+    create_sqlite_engine,
+)
+from .storage import remember_yes
+
+_engines: dict[tuple[int, str], sa.Engine] = {}
+_checked: set[tuple[int, type, str]] = set()
+_lock = threading.Lock()
+
+
+def shared_engine(conn_string: str, **connect_args: Any) -> sa.Engine:
+    """The process's engine for one SQLite file (a new one after a fork)."""
+    key = (os.getpid(), conn_string)
+    with _lock:
+        engine = _engines.get(key)
+        if engine is None:
+            engine = _engines[key] = create_sqlite_engine(conn_string, poolclass=NullPool, connect_args=connect_args)
+    return engine
+
+
+@contextmanager
+def _connect(conn_string: str, **connect_args: Any) -> Iterator[sa.Connection]:
+    with shared_engine(conn_string, **connect_args).connect() as conn:
+        with conn.begin():
+            yield conn
+
+
+def _once(cls: type, base_dir: str, name: str, inst_data: ConfigurableClassData | None, stock_from_local: Any) -> Any:
+    """Dagster's ``from_local`` (create tables, stamp or migrate) the first time this
+    process opens ``base_dir``; after that, just the object."""
+    key = (os.getpid(), cls, base_dir)
+    if key in _checked:
+        return cls(create_db_conn_string(base_dir, name), inst_data)
+    storage = stock_from_local.__func__(cls, base_dir, inst_data=inst_data)
+    _checked.add(key)
+    return storage
+
+
+class CachedSqliteRunStorage(SqliteRunStorage):
+    """Dagster's ``SqliteRunStorage`` (``<base_dir>/runs.db``), checked once per process."""
+
+    @classmethod
+    def from_config_value(cls, inst_data: ConfigurableClassData | None, config_value: Any) -> "CachedSqliteRunStorage":
+        return cls.from_local(inst_data=inst_data, **config_value)
+
+    @classmethod
+    def from_local(cls, base_dir: str, inst_data: ConfigurableClassData | None = None) -> "CachedSqliteRunStorage":
+        return _once(cls, base_dir, "runs", inst_data, SqliteRunStorage.from_local)
+
+    @contextmanager
+    def connect(self) -> Iterator[sa.Connection]:
+        with _connect(self._conn_string) as conn:
+            yield conn
+
+
+class CachedSqliteScheduleStorage(SqliteScheduleStorage):
+    """Dagster's ``SqliteScheduleStorage`` (``<base_dir>/schedules.db``), checked once per process."""
+
+    @classmethod
+    def from_config_value(cls, inst_data: ConfigurableClassData | None, config_value: Any) -> "CachedSqliteScheduleStorage":
+        return cls.from_local(inst_data=inst_data, **config_value)
+
+    @classmethod
+    def from_local(cls, base_dir: str, inst_data: ConfigurableClassData | None = None) -> "CachedSqliteScheduleStorage":
+        return _once(cls, base_dir, "schedules", inst_data, SqliteScheduleStorage.from_local)
+
+    @contextmanager
+    def connect(self) -> Iterator[sa.Connection]:
+        with _connect(self._conn_string) as conn:
+            yield conn
+
+    has_instigators_table = remember_yes(SqliteScheduleStorage.has_instigators_table)
+    has_secondary_index_table = remember_yes(SqliteScheduleStorage.has_secondary_index_table)
+    has_built_index = remember_yes(SqliteScheduleStorage.has_built_index)
+
+
+class CachedConsolidatedSqliteEventLogStorage(ConsolidatedSqliteEventLogStorage):
+    """Dagster's ``ConsolidatedSqliteEventLogStorage`` (one WAL file for every run) on
+    one engine per process."""
+
+    @contextmanager
+    def _connect(self) -> Iterator[sa.Connection]:
+        with _connect(self._conn_string, timeout=SQLITE_BUSY_TIMEOUT_SECONDS) as conn:
+            yield conn
+
+    has_table = remember_yes(ConsolidatedSqliteEventLogStorage.has_table)
+    has_secondary_index = remember_yes(ConsolidatedSqliteEventLogStorage.has_secondary_index)
