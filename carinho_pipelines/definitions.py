@@ -4,7 +4,7 @@ from dagster import Definitions, EnvVar
 
 from carinho_pipelines import monitoring, syncs
 from carinho_pipelines.kernel import settings
-from carinho_pipelines.dlq.sensors import dlq_failure_sensor, dlq_redrive_sensor, dlq_success_sensor
+from carinho_pipelines.dlq.sensors import dlq_failure_sensor, dlq_redrive_sensor
 from carinho_pipelines.dlq.recover import dlq_recover
 from carinho_pipelines.events.jobs import EVENT_JOBS
 from carinho_pipelines.events.sensors import event_dispatch_sensor, paused_actions_sensor
@@ -21,7 +21,7 @@ def _database_url() -> EnvVar | str:
 defs = Definitions.merge(
     Definitions(
         jobs=[*EVENT_JOBS.values(), flush_whatsapp_outbox, dlq_recover],
-        sensors=[event_dispatch_sensor, paused_actions_sensor, whatsapp_outbox_sensor, dlq_failure_sensor, dlq_success_sensor, dlq_redrive_sensor],
+        sensors=[event_dispatch_sensor, paused_actions_sensor, whatsapp_outbox_sensor, dlq_failure_sensor, dlq_redrive_sensor],
     ),
     syncs.defs,
     monitoring.defs,

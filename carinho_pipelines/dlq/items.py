@@ -215,8 +215,7 @@ def clear_failure_tags(instance: DagsterInstance, run: DagsterRun) -> list[str]:
     (a re-execution from the Dagster UI copies them from its failed parent; runs
     launched before the DLQ tag meant the DLQ carry ``open``). Returns the keys removed.
     A run that failed after it succeeded (run monitoring, or a person, failing it once
-    its last op was done) keeps them: the sensor may see the success event late, after
-    the failure sensor put the run in the DLQ."""
+    its last op was done) keeps them: it is in the DLQ now."""
     from dagster import DagsterRunStatus
 
     with TAG_WRITES:
@@ -396,9 +395,15 @@ def replayed_ids(instance: DagsterInstance, run_ids: list[str]) -> set[str]:
 def reconcile(instance: DagsterInstance, limit: int = 200) -> list[str]:
     """Tag as ``replayed`` the open items someone re-executed from the Dagster UI, so
     the UI's tags and the API agree, and say who launched those re-executions (the UI
-    copied the parent's ``carinho/launched_by``); returns the parents' ids."""
+    copied the parent's ``carinho/launched_by``); returns the parents' ids. Also takes
+    the DLQ and error tags off the re-executions that succeeded (or were cancelled):
+    the UI copied them from the failed parent."""
     from dagster import DagsterRunStatus, RunsFilter
 
+    finished = instance.get_runs(filters=RunsFilter(statuses=[DagsterRunStatus.SUCCESS, DagsterRunStatus.CANCELED],
+                                                    tags={tags.DLQ: [OPEN, REPLAYED, ARCHIVED]}), limit=limit)
+    for run in finished:
+        clear_failure_tags(instance, run)
     runs = instance.get_runs(filters=RunsFilter(statuses=[DagsterRunStatus.FAILURE], tags={tags.DLQ: OPEN}), limit=limit)
     ids = sorted(replayed_ids(instance, [r.run_id for r in runs]))
     for run_id in ids:

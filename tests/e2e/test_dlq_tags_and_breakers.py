@@ -86,7 +86,7 @@ def test_the_ui_dlq_filter_lists_exactly_the_api_dlq_and_runs_say_who_launched_t
         api_child = instance.get_run_by_id(retried.json()["new_run_id"])
         assert not set(tags.FAILURE_TAGS) & set(api_child.tags)
         assert api_child.tags[tags.LAUNCHED_BY] == "api:e2e" and api_child.tags[tags.QUEUE] == "integrations-retry"
-        # the success sensor removes what the UI re-execution copied; the re-drive sensor
+        # the re-drive sensor removes what the UI re-execution copied once it succeeded,
         # marks its parent replayed and says the UI launched it
         wait_for(lambda: not set(tags.FAILURE_TAGS) & set(instance.get_run_by_id(ui_child).tags), 60,
               "the UI re-execution's copied DLQ tags to be removed")
