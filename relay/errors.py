@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy.exc
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -66,4 +67,17 @@ async def http_exception_handler(_request: Request, exc: Exception) -> JSONRespo
     )
 
 
-EXCEPTION_HANDLERS = {ApiError: api_error_handler, HTTPException: http_exception_handler}
+#: what a database the relay reads (the event store, Dagster's storage) raises when it
+#: cannot be reached or is not ready: restarting, a dropped connection, a locked or
+#: unmigrated SQLite file. The caller may retry, so it is a 503, not a 500.
+DATABASE_UNAVAILABLE = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError,
+                        sqlalchemy.exc.DisconnectionError)
+
+
+async def database_unavailable_handler(_request: Request, exc: Exception) -> JSONResponse:
+    return ApiError(503, "store_unavailable", f"a database of the hub cannot be reached now ({type(exc).__name__})",
+                    headers={"Retry-After": "5"}).response()
+
+
+EXCEPTION_HANDLERS = {ApiError: api_error_handler, HTTPException: http_exception_handler,
+                      **{cls: database_unavailable_handler for cls in DATABASE_UNAVAILABLE}}

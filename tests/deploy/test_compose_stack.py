@@ -90,6 +90,17 @@ def _event(http: httpx.Client, event_id: int) -> dict:
     return resp.json()
 
 
+def _status(http: httpx.Client, event_id: int) -> str | None:
+    """An event's status; None while the relay answers 503 (its database restarting: the
+    answer to retry on). Any other error fails the test."""
+    resp = http.get(f"/api/events/{event_id}")
+    if resp.status_code == 503:
+        assert resp.headers.get("Retry-After") and resp.json()["error"] == "store_unavailable", resp.text
+        return None
+    resp.raise_for_status()
+    return resp.json()["status"]
+
+
 def _unfinished_events(http: httpx.Client) -> list[int]:
     ids = []
     for status in ("received", "dispatched", "running"):
@@ -240,7 +251,7 @@ def test_a_burst_survives_a_killed_worker_and_restarts_of_redis_and_postgres(sta
     assert len(burst.acked) == burst.total
 
     def all_done() -> bool:
-        pending = [i for i in burst.acked if _event(http, i)["status"] != "succeeded"]
+        pending = [i for i in burst.acked if _status(http, i) != "succeeded"]
         return not pending
     try:
         wait_for(all_done, timeout=420, what="every acknowledged event succeeded", interval=3)

@@ -71,6 +71,11 @@ def test_readiness_follows_the_store_only_and_the_operations_keys_need_it(pg_dat
         assert down.json()["status"] == "unavailable"
         unknown = relay.http.get("/api/events", headers={"X-API-Key": "not-a-configured-key"})
         assert unknown.status_code == 503 and unknown.json()["error"] == "store_unavailable"
+        # a configured key needs no store; what it asks for does: a 503 to retry, not a 500
+        for path in ("/api/events", "/api/events/1"):
+            read = relay.http.get(path, headers={"X-API-Key": "ops-key"})
+            assert read.status_code == 503, (path, read.text)
+            assert read.json()["error"] == "store_unavailable" and read.headers["Retry-After"] == "5"
         proxy.restore()
         assert relay.http.get("/health/ready").status_code == 200
         assert relay.http.get("/api/events", headers={"X-API-Key": "not-a-configured-key"}).status_code == 401
