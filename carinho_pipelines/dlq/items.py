@@ -392,7 +392,7 @@ def replayed_ids(instance: DagsterInstance, run_ids: list[str]) -> set[str]:
     return found
 
 
-def reconcile(instance: DagsterInstance, limit: int = 200) -> list[str]:
+def reconcile(instance: DagsterInstance, store: Any = None, limit: int = 200) -> list[str]:
     """Tag as ``replayed`` the open items someone re-executed from the Dagster UI, so
     the UI's tags and the API agree, and say who launched those re-executions (the UI
     copied the parent's ``carinho/launched_by``); returns the parents' ids. Also takes
@@ -406,6 +406,13 @@ def reconcile(instance: DagsterInstance, limit: int = 200) -> list[str]:
         clear_failure_tags(instance, run)
     runs = instance.get_runs(filters=RunsFilter(statuses=[DagsterRunStatus.FAILURE], tags={tags.DLQ: OPEN}), limit=limit)
     ids = sorted(replayed_ids(instance, [r.run_id for r in runs]))
+    if store is not None and ids:
+        # an item :func:`replay` claimed is being re-executed by the API, the CLI or the
+        # re-drive, which marks it replayed once the launch returns: not the UI's
+        with store.engine.connect() as conn:
+            ours = set(conn.execute(sa.select(dlq_replays.c.parent_run_id)
+                                    .where(dlq_replays.c.parent_run_id.in_(ids))).scalars())
+        ids = [run_id for run_id in ids if run_id not in ours]
     for run_id in ids:
         mark_replayed(instance, run_id, "dagster-ui")
         for child in instance.get_runs(filters=RunsFilter(tags={tags.PARENT_RUN_ID: run_id})):

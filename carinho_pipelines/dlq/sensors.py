@@ -50,7 +50,7 @@ def dlq_redrive_sensor(context: SensorEvaluationContext, event_store: EventStore
     store = event_store.store
     instance = context.instance
     now = utcnow()
-    reconciled = dlq.reconcile(instance)
+    reconciled = dlq.reconcile(instance, store)
     candidates = dlq.failed_runs(instance, error_class="unavailable", limit=500)
     launched: list[tuple[str, str]] = []
     waiting: dict[str, dt.datetime | None] = {}

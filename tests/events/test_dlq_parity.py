@@ -105,3 +105,27 @@ def test_a_run_failed_after_it_succeeded_stays_in_the_dlq_when_its_success_is_se
     assert dlq.clear_failure_tags(instance, instance.get_run_by_id(run_id)) == []
     assert instance.get_run_by_id(run_id).tags[tags.DLQ] == "open"
     assert [r.run_id for r in dlq.failed_runs(instance, error_class="unavailable")] == [run_id]
+
+
+def test_a_reexecution_the_api_is_launching_is_not_taken_for_the_uis(hub, instance):
+    """Between the API's launch of a re-execution and its marking the parent replayed, a
+    re-drive tick sees an open item with a child: the claim says it is the API's, so the
+    child keeps ``api:<key>`` and the parent is not tagged as replayed by the UI."""
+    import datetime as dt
+
+    from carinho_pipelines.store.tables import dlq_replays
+
+    hub.sb.fail("crm", status=422, count=1)
+    eid = hub.event("lead.updated", "crm", {"id": 6})
+    parent, ok = _run(hub, instance, eid)
+    assert not ok
+    with hub.store.engine.begin() as conn:  # what dlq.replay commits before it launches
+        conn.execute(dlq_replays.insert().values(parent_run_id=parent, requested_at=dt.datetime.now(dt.timezone.utc),
+                                                 requested_by="api:ops"))
+    child, ok = _run(hub, instance, eid, reexecution_options=ReexecutionOptions.from_failure(parent, instance))
+    assert ok
+    instance.add_run_tags(child, {tags.LAUNCHED_BY: "api:ops"})
+    assert dlq.reconcile(instance, hub.store) == []
+    assert instance.get_run_by_id(child).tags[tags.LAUNCHED_BY] == "api:ops"
+    assert instance.get_run_by_id(parent).tags[tags.DLQ] == "open"  # replay marks it when its launch returns
+    assert dlq.reconcile(instance) == [parent]  # without the claims: what the re-drive did before
