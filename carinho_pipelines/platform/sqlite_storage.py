@@ -62,49 +62,43 @@ def _connect(conn_string: str, **connect_args: Any) -> Iterator[sa.Connection]:
             yield conn
 
 
-def _once(cls: type, base_dir: str, name: str, inst_data: ConfigurableClassData | None, stock_from_local: Any) -> Any:
+class _CheckedOnce:
     """Dagster's ``from_local`` (create tables, stamp or migrate) the first time this
-    process opens ``base_dir``; after that, just the object."""
-    key = (os.getpid(), cls, base_dir)
-    if key in _checked:
-        return cls(create_db_conn_string(base_dir, name), inst_data)
-    storage = stock_from_local.__func__(cls, base_dir, inst_data=inst_data)
-    _checked.add(key)
-    return storage
+    process opens ``base_dir``; after that, just the object, on the shared engine.
+    ``_stock`` is the Dagster class, ``_file`` its database file's name."""
+
+    _stock: Any
+    _file: str
+
+    @classmethod
+    def from_config_value(cls, inst_data: ConfigurableClassData | None, config_value: Any) -> Any:
+        return cls.from_local(inst_data=inst_data, **config_value)
+
+    @classmethod
+    def from_local(cls, base_dir: str, inst_data: ConfigurableClassData | None = None) -> Any:
+        key = (os.getpid(), cls, base_dir)
+        if key in _checked:
+            return cls(create_db_conn_string(base_dir, cls._file), inst_data)
+        storage = cls._stock.from_local.__func__(cls, base_dir, inst_data=inst_data)
+        _checked.add(key)
+        return storage
+
+    @contextmanager
+    def connect(self) -> Iterator[sa.Connection]:
+        with _connect(self._conn_string) as conn:
+            yield conn
 
 
-class CachedSqliteRunStorage(SqliteRunStorage):
+class CachedSqliteRunStorage(_CheckedOnce, SqliteRunStorage):
     """Dagster's ``SqliteRunStorage`` (``<base_dir>/runs.db``), checked once per process."""
 
-    @classmethod
-    def from_config_value(cls, inst_data: ConfigurableClassData | None, config_value: Any) -> "CachedSqliteRunStorage":
-        return cls.from_local(inst_data=inst_data, **config_value)
-
-    @classmethod
-    def from_local(cls, base_dir: str, inst_data: ConfigurableClassData | None = None) -> "CachedSqliteRunStorage":
-        return _once(cls, base_dir, "runs", inst_data, SqliteRunStorage.from_local)
-
-    @contextmanager
-    def connect(self) -> Iterator[sa.Connection]:
-        with _connect(self._conn_string) as conn:
-            yield conn
+    _stock, _file = SqliteRunStorage, "runs"
 
 
-class CachedSqliteScheduleStorage(SqliteScheduleStorage):
+class CachedSqliteScheduleStorage(_CheckedOnce, SqliteScheduleStorage):
     """Dagster's ``SqliteScheduleStorage`` (``<base_dir>/schedules.db``), checked once per process."""
 
-    @classmethod
-    def from_config_value(cls, inst_data: ConfigurableClassData | None, config_value: Any) -> "CachedSqliteScheduleStorage":
-        return cls.from_local(inst_data=inst_data, **config_value)
-
-    @classmethod
-    def from_local(cls, base_dir: str, inst_data: ConfigurableClassData | None = None) -> "CachedSqliteScheduleStorage":
-        return _once(cls, base_dir, "schedules", inst_data, SqliteScheduleStorage.from_local)
-
-    @contextmanager
-    def connect(self) -> Iterator[sa.Connection]:
-        with _connect(self._conn_string) as conn:
-            yield conn
+    _stock, _file = SqliteScheduleStorage, "schedules"
 
     has_instigators_table = remember_yes(SqliteScheduleStorage.has_instigators_table)
     has_secondary_index_table = remember_yes(SqliteScheduleStorage.has_secondary_index_table)
