@@ -21,13 +21,13 @@ Everything else (tables, queries, migrations) is dagster-postgres's own code.
 
 from __future__ import annotations
 
-import functools
 import os
 import threading
 from typing import Any
 
 import sqlalchemy as sa
 from .dagster_internals import ConfigurableClassData
+from .schema_checks import remember_yes
 from dagster_postgres import DagsterPostgresStorage, PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 from dagster_postgres.utils import create_pg_engine, get_token_provider_from_config, pg_url_from_config
 
@@ -74,23 +74,6 @@ def _ensure_tables(stock: type, postgres_url: str, autocreate: bool, token_provi
     storage = stock(postgres_url, True, token_provider=token_provider)
     storage.dispose()
     _checked.add(key)
-
-
-def remember_yes(method):
-    """Cache a schema check once it answers True (per storage object and arguments)."""
-
-    @functools.wraps(method)
-    def wrapper(self, *args):
-        cache = self.__dict__.setdefault("_carinho_schema_yes", set())
-        key = (method.__name__, args)
-        if key in cache:
-            return True
-        answer = method(self, *args)
-        if answer:
-            cache.add(key)
-        return answer
-
-    return wrapper
 
 
 @classmethod
