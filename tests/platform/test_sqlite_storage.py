@@ -3,6 +3,7 @@ Dagster's own files and tables, opened once per process instead of once per inst
 so a data folder written by Dagster's stock classes is read as it is, and back."""
 
 import multiprocessing
+import os
 
 import sqlalchemy as sa
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
@@ -56,15 +57,33 @@ def test_one_engine_per_file_and_process_and_a_forked_worker_gets_its_own(tmp_pa
         first.add_run(_run("before-fork"))
         ctx = multiprocessing.get_context("fork")
         with ctx.Pool(1) as pool:  # a Celery prefork child: its own engine, the same file
-            child_engine, found = pool.apply(_in_child, (str(home),))
-        assert child_engine != id(engine) and found is True
+            child_pid, engine_pids, found = pool.apply(_in_child, (str(home),))
+        # the child's engines are its own: none of the parent's pooled connections crossed the fork
+        assert engine_pids == {child_pid} and found is True
         assert first.get_run_by_id("from-child") is not None
+        # and the parent's pool still works after the child used (and closed) its own
+        assert first.get_run_by_id("before-fork") is not None
 
 
-def _in_child(home: str) -> tuple[int, bool]:
+def _in_child(home: str) -> tuple[int, set[int], bool]:
     with DagsterInstance.from_config(home) as inst:
         inst.add_run(_run("from-child"))
         engine = sqlite_storage.shared_engine(inst.run_storage._conn_string)
         with engine.connect() as conn:
             found = conn.execute(sa.text("select count(*) from runs where run_id = 'before-fork'")).scalar() == 1
-        return id(engine), found
+        return os.getpid(), {pid for pid, _file in sqlite_storage._engines}, found
+
+
+def test_many_instances_and_reads_reuse_a_few_open_connections(tmp_path):
+    """A sensor tick builds an instance and reads: on one file that is a pooled
+    connection again, not a new SQLite connection every time."""
+    home = prepare_dagster_home(tmp_path / "home", postgres=False, celery=False)
+    with DagsterInstance.from_config(str(home)) as inst:
+        inst.add_run(_run("pooled"))
+        engine = sqlite_storage.shared_engine(inst.run_storage._conn_string)
+    opened = []
+    sa.event.listen(engine, "connect", lambda *_args: opened.append(1))
+    for _ in range(50):
+        with DagsterInstance.from_config(str(home)) as inst:
+            assert inst.get_run_by_id("pooled") is not None
+    assert len(opened) <= 1
