@@ -47,9 +47,10 @@ class FallbackCeleryRunLauncher(CeleryRunLauncher):
     def _launch_celery_task_run(self, run, task_signature, routing_key: str) -> None:
         """As dagster-celery's, but routed by the queue name itself: a worker started with
         ``-Q integrations`` binds its queue with routing key ``integrations`` on a direct
-        exchange, so dagster-celery's ``<queue>.<task>`` key would never reach it."""
+        exchange, so dagster-celery's ``<queue>.<task>`` key would never reach it. One
+        engine event, once the task is sent (dagster-celery also writes one before it:
+        a write per run on the launch path that said nothing the second does not)."""
         queue = run.tags.get(DAGSTER_CELERY_QUEUE_TAG, self.default_queue)
-        self._instance.report_engine_event("Creating Celery run worker job task", run, cls=self.__class__)
         result = task_signature.apply_async(priority=_get_run_priority(run), queue=queue, routing_key=queue)
         self._instance.add_run_tags(run.run_id, {DAGSTER_CELERY_TASK_ID_TAG: result.task_id})
         self._instance.report_engine_event(

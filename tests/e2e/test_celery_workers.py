@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from dagster import DagsterInstance, RunsFilter
+from dagster import DagsterEventType, DagsterInstance, RunsFilter
 
 from carinho_pipelines.kernel import tags
 from carinho_pipelines.platform.instance import celery_worker_commands, prepare_dagster_home
@@ -74,6 +74,13 @@ def _event_types(stack, run_id):
                 for record in instance.get_records_for_run(run_id).records if record.event_log_entry.is_dagster_event}
 
 
+def _engine_messages(stack, run_id, containing):
+    with DagsterInstance.from_config(str(stack.home)) as instance:
+        return [record.event_log_entry.message for record in instance.get_records_for_run(run_id).records
+                if record.event_log_entry.dagster_event_type == DagsterEventType.ENGINE_EVENT
+                and containing in record.event_log_entry.message]
+
+
 def _finished(stack, run_id):
     with DagsterInstance.from_config(str(stack.home)) as instance:
         return instance.get_run_by_id(run_id).is_finished
@@ -94,6 +101,9 @@ def test_runs_execute_in_warm_workers_and_fall_back_when_the_broker_is_down(cele
     # on warm workers an event run skips Dagster's run queue: launched as it was submitted
     assert "PIPELINE_ENQUEUED" not in _event_types(stack, run.run_id)
     assert "PIPELINE_STARTING" in _event_types(stack, run.run_id)
+    # the launcher says once where it sent the run (one write on the launch path, not two)
+    [sent] = _engine_messages(stack, run.run_id, "Celery")
+    assert sent.endswith(f"Celery task {run.tags['dagster-celery/task_id']} sent to queue integrations-high.")
 
     # a run that is not an event's (here a window recovery, with nothing in its window)
     # still goes through the run queue and its limits
