@@ -51,15 +51,26 @@ class ServerThread:
 
 class TcpProxy:
     """Forwards a loopback port to ``target``; ``cut()`` drops every connection and
-    refuses new ones (the database is "down"), ``restore()`` brings it back."""
+    refuses new ones (the database is "down"), ``restore()`` brings it back;
+    ``forget()`` loses the open connections without a word (a NAT or firewall that
+    dropped its state: the client hears nothing until it sends, and is then reset)."""
 
     def __init__(self, target: tuple[str, int]) -> None:
         self.target = target
         self.port = free_port()
         self._listener: socket.socket | None = None
         self._conns: list[socket.socket] = []
+        self._forgotten: set[socket.socket] = set()  # client sockets whose upstream is gone
         self._lock = threading.Lock()
         self.restore()
+
+    def forget(self) -> None:
+        with self._lock:
+            clients, upstreams = self._conns[0::2], self._conns[1::2]
+            self._forgotten.update(clients)
+            self._conns.clear()
+        for upstream in upstreams:
+            upstream.close()
 
     def restore(self) -> None:
         listener = socket.socket()
@@ -85,15 +96,18 @@ class TcpProxy:
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
         try:
             while data := src.recv(65536):
+                if src in self._forgotten:
+                    break  # a forgotten client spoke: reset it
                 dst.sendall(data)
         except OSError:
             pass
         finally:
             for s in (src, dst):
+                if s in self._forgotten and s is dst:
+                    continue  # its upstream went silently: the client hears nothing
                 try:
                     s.shutdown(socket.SHUT_RDWR)
                 except OSError:

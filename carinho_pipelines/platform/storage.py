@@ -28,6 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 from .dagster_internals import ConfigurableClassData
 from .schema_checks import remember_yes
+from carinho_pipelines.store.liveness import check_on_checkout
 from dagster_postgres import DagsterPostgresStorage, PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 from dagster_postgres.utils import create_pg_engine, get_token_provider_from_config, pg_url_from_config
 
@@ -56,11 +57,11 @@ def shared_engine(postgres_url: str, token_provider: Any = None) -> sa.Engine:
                 pool_size=POOL_SIZE,
                 max_overflow=MAX_OVERFLOW,
                 pool_recycle=POOL_RECYCLE,
-                # a connection PostgreSQL closed (restart, idle timeout) is replaced, not
-                # handed to dagster-postgres, which only retries *opening* one
-                pool_pre_ping=True,
             )
-            _engines[key] = engine
+            # a connection PostgreSQL closed (restart, idle timeout) is replaced, not
+            # handed to dagster-postgres, which only retries *opening* one; checked
+            # without pool_pre_ping's round trip on every checkout
+            _engines[key] = check_on_checkout(engine)
     return engine
 
 

@@ -10,6 +10,8 @@ from sqlalchemy.engine import Engine
 
 from carinho_pipelines.kernel import settings
 
+from .liveness import check_on_checkout
+
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
@@ -33,14 +35,16 @@ def make_engine(url: str | None = None) -> Engine:
         engine = sa.create_engine(url, connect_args={"timeout": 10, "check_same_thread": False})
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return sa.create_engine(
+    engine = sa.create_engine(
         url,
-        pool_pre_ping=True,
         pool_size=POOL_SIZE,
         max_overflow=10,
         pool_timeout=5,
         connect_args={"connect_timeout": 3} if url.startswith("postgresql") else {},
     )
+    # a connection PostgreSQL closed (restart, idle timeout) is replaced before use,
+    # without pool_pre_ping's round trip on every checkout
+    return check_on_checkout(engine)
 
 
 def dialect_insert(dialect_name: str):

@@ -13,6 +13,7 @@ from dagster_postgres import DagsterPostgresStorage
 from carinho_pipelines.platform import storage as dagster_storage
 from carinho_pipelines.platform.instance import prepare_dagster_home
 from tests.conftest import PG_ADMIN_URL
+from tests.support import wait_for
 
 
 @pytest.fixture
@@ -71,10 +72,12 @@ def test_connections_postgresql_dropped_are_replaced_not_failed(instance):
     inst.get_runs_count()  # a pooled connection now exists
     database = sa.engine.make_url(url).database
     admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    others = "FROM pg_stat_activity WHERE datname = :db AND pid <> pg_backend_pid()"
     with admin.connect() as conn:
-        killed = conn.execute(sa.text(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = :db AND pid <> pg_backend_pid()"
-        ), {"db": database}).scalar()
+        killed = conn.execute(sa.text(f"SELECT count(pg_terminate_backend(pid)) {others}"), {"db": database}).scalar()
+        # terminating is asynchronous: the pool's connections are dropped once their backends are gone
+        wait_for(lambda: conn.execute(sa.text(f"SELECT count(*) {others}"), {"db": database}).scalar() == 0,
+                 timeout=30, what="the terminated backends gone", interval=0.05)
     admin.dispose()
     assert killed >= 1
     inst.add_run(DagsterRun(job_name="payment_received", run_id="after-kill", status=DagsterRunStatus.NOT_STARTED))
