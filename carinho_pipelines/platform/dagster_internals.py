@@ -70,17 +70,10 @@ from dagster._grpc.types import ExecuteRunArgs, ResumeRunArgs  # noqa: E402
 from dagster._core.launcher import CheckRunHealthResult, DefaultRunLauncher, LaunchRunContext, WorkerStatus  # noqa: E402
 from dagster_celery.launcher import CeleryRunLauncher, _get_run_priority  # noqa: E402
 
-# The pooled PostgreSQL event log writes an event as dagster-postgres does, without its
-# NOTIFY (platform/storage.py): the event table and the event kinds with index rows.
-from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS  # noqa: E402
-from dagster._core.events.log import EventLogEntry  # noqa: E402
-from dagster._core.storage.event_log import SqlEventLogStorageTable  # noqa: E402
-
 #: the CeleryRunLauncher method the hub's launcher overrides (checked by the test)
 CELERY_SUBMIT_HOOK = "_launch_celery_task_run"
 
 __all__ = [
-    "ASSET_CHECK_EVENTS", "ASSET_EVENTS", "EventLogEntry", "SqlEventLogStorageTable",
     "CELERY_SUBMIT_HOOK", "CeleryRunLauncher", "ConsolidatedSqliteEventLogStorage",
     "SQLITE_BUSY_TIMEOUT_SECONDS", "SqliteRunStorage", "SqliteScheduleStorage", "create_db_conn_string",
     "create_sqlite_engine", "CheckRunHealthResult",

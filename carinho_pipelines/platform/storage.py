@@ -14,9 +14,7 @@ These subclasses change only that:
   fork so a Celery prefork child never uses its parent's sockets;
 * the "does the schema have X yet" checks remember a *yes* (a schema only gains columns
   through ``dagster instance migrate``, after which processes restart);
-* the create-tables-if-missing check runs once per process and URL;
-* an event is written without the ``NOTIFY`` dagster-postgres still sends after each
-  one, which nothing in this Dagster listens to.
+* the create-tables-if-missing check runs once per process and URL.
 
 Everything else (tables, queries, migrations) is dagster-postgres's own code.
 """
@@ -28,7 +26,7 @@ import threading
 from typing import Any
 
 import sqlalchemy as sa
-from .dagster_internals import ASSET_CHECK_EVENTS, ASSET_EVENTS, ConfigurableClassData, EventLogEntry, SqlEventLogStorageTable
+from .dagster_internals import ConfigurableClassData
 from .schema_checks import remember_yes
 from carinho_pipelines.store.liveness import check_on_checkout
 from dagster_postgres import DagsterPostgresStorage, PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
@@ -117,34 +115,11 @@ PooledPostgresRunStorage = _pooled(
     ("has_run_stats_index_cols", "has_bulk_actions_selector_cols", "has_backfill_id_column",
      "has_bulk_action_job_name_column", "has_backfill_tags_table"),
 )
-_PooledEventLog = _pooled(
+PooledPostgresEventLogStorage = _pooled(
     PostgresEventLogStorage,
     ("has_table", "has_asset_key_col", "has_asset_key_index_cols", "has_default_pool_limit_col",
      "has_concurrency_limits_table"),
 )
-
-
-class PooledPostgresEventLogStorage(_PooledEventLog):
-    """dagster-postgres's event log on a pooled engine, writing each event without a ``NOTIFY``."""
-
-    def store_event(self, event: EventLogEntry) -> None:
-        """dagster-postgres's ``store_event`` without the ``NOTIFY run_events`` it sends
-        after every insert ("no longer used for pg event watch - preserved here to support
-        version skew", its comment says: every process here runs the one pinned Dagster,
-        whose event watcher polls). That was a second statement and commit per event, and
-        PostgreSQL serialises the commits of notifying transactions: ~5 % of a run's time
-        in a busy worker (py-spy, benchmarks/README.md)."""
-        insert = self.prepare_insert_event(event)
-        with self._connect() as conn:
-            event_id = int(conn.execute(insert.returning(SqlEventLogStorageTable.c.id)).scalar_one())
-        if event.is_dagster_event and event.dagster_event_type in ASSET_EVENTS and event.dagster_event.asset_key:
-            with self.index_transaction() as conn:
-                self._store_asset_event_tags(conn, [event], [event_id])
-                self._store_asset_event(conn, event, event_id)
-        if event.is_dagster_event and event.dagster_event_type in ASSET_CHECK_EVENTS:
-            self.store_asset_check_event(event, event_id)
-
-
 PooledPostgresScheduleStorage = _pooled(
     PostgresScheduleStorage, ("has_instigators_table", "has_secondary_index_table")
 )

@@ -4,10 +4,9 @@ per statement, and no failure when PostgreSQL drops the pooled connections."""
 
 import multiprocessing
 
-import psycopg2
 import pytest
 import sqlalchemy as sa
-from dagster import AssetKey, AssetMaterialization, DagsterInstance, DagsterRunStatus, RunsFilter
+from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 from dagster._core.storage.dagster_run import DagsterRun
 from dagster_postgres import DagsterPostgresStorage
 
@@ -105,31 +104,3 @@ def test_a_forked_worker_process_gets_its_own_engine(instance):
     assert child.exitcode == 0
     # a separate connection: sharing the parent's socket would mix two processes' traffic
     assert child_backend != parent_backend
-
-
-def test_events_are_written_as_dagster_postgres_reads_them_without_a_notify(instance):
-    """Each event is one insert: no ``NOTIFY run_events`` (nobody listens to it in this
-    Dagster), and the stock storage reads what was written, asset index rows included."""
-    inst, url = instance
-    listener = psycopg2.connect(url)
-    listener.autocommit = True
-    listener.cursor().execute("LISTEN run_events")
-    inst.add_run(DagsterRun(job_name="site_lead_received", run_id="events-1", status=DagsterRunStatus.NOT_STARTED))
-    inst.report_engine_event("written once", inst.get_run_by_id("events-1"))
-    inst.report_runless_asset_event(AssetMaterialization(asset_key="carinho_storage_check"))
-    with psycopg2.connect(url) as other:  # a marker, committed after every write above
-        other.autocommit = True
-        other.cursor().execute("NOTIFY run_events, 'marker'")
-    other.close()
-
-    def notified():
-        listener.poll()
-        return any(n.payload == "marker" for n in listener.notifies)
-
-    wait_for(notified, timeout=30, what="the marker notification", interval=0.05)
-    assert [n.payload for n in listener.notifies] == ["marker"]  # notifications arrive in commit order
-    listener.close()
-    stock = DagsterPostgresStorage(url).event_log_storage
-    assert "written once" in [r.event_log_entry.message for r in stock.get_records_for_run("events-1").records]
-    [latest] = stock.get_latest_materialization_events([AssetKey("carinho_storage_check")]).values()
-    assert latest is not None and latest.asset_materialization.asset_key == AssetKey("carinho_storage_check")
