@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from starlette.concurrency import run_in_threadpool
 
 from carinho_pipelines.events import submission
-from carinho_pipelines.kernel.queues import QUEUES
+from carinho_pipelines.kernel.queues import HIGH, QUEUES
+from carinho_pipelines.kernel.settings import current
+from carinho_pipelines.platform import broker_queues
 from carinho_pipelines.store import EventStore
 from carinho_pipelines.kernel.tags import BY_RELAY
 
@@ -23,6 +26,14 @@ log = logging.getLogger("relay.submit")
 MAX_IN_FLIGHT = 4
 #: events waiting for a launch slot; beyond this they are left to the sensor
 MAX_WAITING = 2000
+#: strict priority at launch: while integrations-high's Celery queue has a backlog, an
+#: event of another queue waits (at most broker_queues.YIELD_TO_HIGH_MAX_SECONDS) before
+#: its run is launched, so the webserver's launches and the database's work for them do
+#: not take the CPU the leads' runs need (benchmarks/README.md, "The burst"); the same
+#: signal holds those runs in their workers (platform/celery_app.yield_to_high) and the
+#: dispatch sensor's launches (events/sensors.py). One broker answer every
+#: YIELD_POLL_SECONDS serves every launcher.
+_HIGH_PRIORITY = -QUEUES[HIGH].priority
 
 
 enabled = submission.enabled
@@ -39,6 +50,10 @@ class Submitter:
         self._waiting: asyncio.PriorityQueue | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._workers: list[asyncio.Task] = []  # held: the loop keeps only weak references
+        broker = current().celery_broker_url
+        self._broker = broker_queues.pool_for(broker) if broker else None  # None: no warm workers, no backlog
+        self._held_since: dict[int, float] = {}
+        self._backlog: tuple[float, int] = (0.0, 0)  # (asked at, answer)
 
     def _start(self) -> asyncio.PriorityQueue:
         loop = asyncio.get_running_loop()
@@ -57,13 +72,34 @@ class Submitter:
 
     async def _launch_loop(self, waiting: asyncio.PriorityQueue) -> None:
         while True:
-            _priority, event_id = await waiting.get()
+            priority, event_id = await waiting.get()
             try:
+                if await self._yields_to_high(priority, event_id):
+                    waiting.put_nowait((priority, event_id))  # back in line: a lead that came meanwhile goes first
+                    await asyncio.sleep(broker_queues.YIELD_POLL_SECONDS)
+                    continue
                 await run_in_threadpool(self.submit_now, event_id)
             except Exception:  # a failed submission is the sensor's to recover
                 log.exception("direct submission of event %s failed; the sensor will dispatch it", event_id)
             finally:
                 waiting.task_done()
+
+    async def _yields_to_high(self, priority: int, event_id: int) -> bool:
+        """Hold an event of another queue while integrations-high has a backlog, for at
+        most ``broker_queues.YIELD_TO_HIGH_MAX_SECONDS`` per event."""
+        if self._broker is None or priority <= _HIGH_PRIORITY:
+            return False
+        now = time.monotonic()
+        held_since = self._held_since.setdefault(event_id, now)
+        if now - held_since < broker_queues.YIELD_TO_HIGH_MAX_SECONDS:
+            asked_at, backlog = self._backlog
+            if now - asked_at >= broker_queues.YIELD_POLL_SECONDS:
+                backlog = await run_in_threadpool(broker_queues.waiting, self._broker, HIGH)
+                self._backlog = (time.monotonic(), backlog)
+            if backlog > 0:
+                return True
+        self._held_since.pop(event_id, None)
+        return False
 
     async def close(self) -> None:
         """At shutdown: stop launching. The events still waiting were never claimed, so

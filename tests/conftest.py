@@ -123,3 +123,35 @@ def store_url(request: pytest.FixtureRequest, tmp_path, pg_database) -> str:
     url = f"sqlite:///{tmp_path / 'events.db'}"
     upgrade(url)
     return url
+
+
+@pytest.fixture
+def redis_broker():
+    """A Redis of its own on a free port (a Celery broker): ``(url, client)``."""
+    import shutil
+    import subprocess
+
+    import redis
+
+    from tests.support import free_port, wait_for
+
+    server = shutil.which("redis-server")
+    assert server, "redis-server is required for the Celery tests"
+    port = free_port()
+    proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+    client = redis.Redis(port=port)
+
+    def answers() -> bool:
+        try:
+            return bool(client.ping())
+        except redis.ConnectionError:
+            return False
+
+    try:
+        wait_for(answers, timeout=30, what="the broker answering", interval=0.05)
+        yield f"redis://127.0.0.1:{port}/0", client
+    finally:
+        client.close()
+        proc.kill()
+        proc.wait(timeout=10)

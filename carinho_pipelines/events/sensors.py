@@ -17,7 +17,9 @@ from dagster import (
 from carinho_pipelines.destinations import limits, pauses
 from carinho_pipelines.kernel import tags
 from carinho_pipelines.kernel.catalogue import CATALOGUE
-from carinho_pipelines.kernel.queues import QUEUES
+from carinho_pipelines.kernel.queues import HIGH, QUEUES
+from carinho_pipelines.kernel.settings import current
+from carinho_pipelines.platform import broker_queues
 from carinho_pipelines.platform.dagster_internals import IN_PROGRESS_RUN_STATUSES
 from carinho_pipelines.store import EventStore, as_utc, utcnow
 from carinho_pipelines.store.claims import claim_events
@@ -67,6 +69,7 @@ def dispatch_tick(context: SensorEvaluationContext, store: EventStore, now: dt.d
             ledger.mark_dispatched(store, event["id"], run_id)
         elif event["event_type"] in EVENT_JOBS:  # not catalogued any more: left for a person
             to_launch.append(event)
+    to_launch = _yield_to_high(to_launch, now)
     claimed = claim_events(store.engine, [e["id"] for e in to_launch], now, take_over_stale=True)
     requests = [
         RunRequest(run_key=str(event["id"]), job_name=EVENT_JOBS[event["event_type"]].name, tags=run_tags(event))
@@ -74,9 +77,19 @@ def dispatch_tick(context: SensorEvaluationContext, store: EventStore, now: dt.d
         if event["id"] in claimed
     ]
     if not requests:
-        return SkipReason("nothing to launch: due events are dispatched or being submitted")
+        return SkipReason("nothing to launch: due events are dispatched, being submitted, or wait for integrations-high")
     cursor = max([int(context.cursor or 0), *(int(r.run_key) for r in requests)])
     return SensorResult(run_requests=requests, cursor=str(cursor))
+
+
+def _yield_to_high(due: list[dict], now: dt.datetime) -> list[dict]:
+    """While integrations-high has runs waiting for a worker, launch only its events, and
+    those of other queues due for longer than the wait the relay and the workers allow
+    (strict priority, as relay/submit.py and platform/celery_app.yield_to_high)."""
+    if all(e["queue"] == HIGH for e in due) or not broker_queues.high_backlog(current().celery_broker_url):
+        return due
+    patience = dt.timedelta(seconds=broker_queues.YIELD_TO_HIGH_MAX_SECONDS)
+    return [e for e in due if e["queue"] == HIGH or now - as_utc(e["available_at"]) > patience]
 
 
 @sensor(

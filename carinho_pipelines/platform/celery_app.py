@@ -33,7 +33,7 @@ from carinho_pipelines.platform.dagster_internals import (
 )
 from carinho_pipelines.kernel.queues import HIGH
 from carinho_pipelines.platform.instance import celery_settings
-from carinho_pipelines.platform.launcher import BROKER_ERRORS
+from carinho_pipelines.platform import broker_queues
 
 _settings = celery_settings()
 app = make_app(
@@ -81,26 +81,14 @@ def _run_in_this_process(command_body: Any, args_type: type, packed: Any) -> int
     )
 
 
-#: a run of any other queue waits, at most this long, while integrations-high has runs
-#: waiting for a worker: strict priority across the worker groups, so that in a burst
-#: the machine's CPU (and PostgreSQL's) goes to integrations-high first. Niceness alone
-#: was not enough: the database and the webserver serve every group at the same priority
-#: (benchmarks/README.md, "The burst").
-YIELD_TO_HIGH_MAX_SECONDS = 10.0
-#: how often the waiting run looks at integrations-high's queue (~0.4 ms each)
-YIELD_POLL_SECONDS = 0.05
-
-
+# A run of any other queue waits, at most broker_queues.YIELD_TO_HIGH_MAX_SECONDS, while
+# integrations-high has runs waiting for a worker: strict priority across the worker
+# groups, so that in a burst the machine's CPU (and PostgreSQL's) goes to
+# integrations-high first. Niceness alone was not enough: the database and the webserver
+# serve every group at the same priority (benchmarks/README.md, "The burst").
 def high_backlog() -> int:
     """Runs waiting in integrations-high's Celery queue (taken by no worker yet)."""
-    try:
-        with app.pool.acquire(block=True, timeout=2) as conn:
-            try:
-                return conn.default_channel.queue_declare(queue=HIGH, passive=True).message_count
-            except conn.channel_errors:
-                return 0  # the queue does not exist (yet): nothing waits in it
-    except BROKER_ERRORS:
-        return 0  # the broker went away after handing us this run: do not hold it
+    return broker_queues.waiting(app.pool, HIGH)
 
 
 def yield_to_high(queue: str | None) -> float:
@@ -109,8 +97,8 @@ def yield_to_high(queue: str | None) -> float:
     if queue is None or queue == HIGH:
         return 0.0
     started = time.monotonic()
-    while time.monotonic() - started < YIELD_TO_HIGH_MAX_SECONDS and high_backlog() > 0:
-        time.sleep(YIELD_POLL_SECONDS)
+    while time.monotonic() - started < broker_queues.YIELD_TO_HIGH_MAX_SECONDS and high_backlog() > 0:
+        time.sleep(broker_queues.YIELD_POLL_SECONDS)
     return time.monotonic() - started
 
 

@@ -14,13 +14,7 @@ from .dagster_internals import (
 )
 from dagster_celery.tags import DAGSTER_CELERY_QUEUE_TAG, DAGSTER_CELERY_TASK_ID_TAG
 
-BROKER_ERRORS: tuple[type[BaseException], ...] = (OSError, ConnectionError, TimeoutError)
-try:  # kombu's error for an unreachable broker
-    from kombu.exceptions import OperationalError
-
-    BROKER_ERRORS = (*BROKER_ERRORS, OperationalError)
-except ImportError:  # pragma: no cover - kombu comes with celery
-    pass
+from .broker_queues import BROKER_ERRORS
 
 
 class FallbackCeleryRunLauncher(CeleryRunLauncher):

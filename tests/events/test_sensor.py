@@ -140,3 +140,27 @@ def test_direct_submissions_wait_in_queue_priority_order(hub, monkeypatch):
 
     asyncio.run(burst())
     assert launched == [6, 7, 1, 2, 3, 4, 5]
+
+
+def test_while_integrations_high_has_a_backlog_the_sensor_launches_its_events_first(hub, redis_broker, monkeypatch):
+    """Strict priority at the dispatch sensor too: while a lead's run waits for a worker,
+    an event of another queue waits, until it has been due longer than the relay and
+    the workers would make it wait."""
+    from carinho_pipelines.platform import broker_queues
+
+    url, client = redis_broker
+    monkeypatch.setenv("CARINHO_CELERY_BROKER_URL", url)
+    lead = hub.event("lead.created", "site", {"phone": "5511988887777"})
+    other = hub.event("lead.updated", "crm", {"id": 3})  # integrations
+    client.lpush("integrations-high", "a lead's run waiting for a worker")
+    assert [r.run_key for r in evaluate(hub, now=utcnow()).run_requests] == [str(lead)]
+    patience = dt.timedelta(seconds=broker_queues.YIELD_TO_HIGH_MAX_SECONDS + 1)
+    assert [r.run_key for r in evaluate(hub, now=utcnow() + patience).run_requests] == [str(other)]
+
+
+def test_without_a_backlog_every_due_event_is_launched_at_once(hub, redis_broker, monkeypatch):
+    url, _client = redis_broker
+    monkeypatch.setenv("CARINHO_CELERY_BROKER_URL", url)
+    lead = hub.event("lead.created", "site", {"phone": "5511988887777"})
+    other = hub.event("lead.updated", "crm", {"id": 3})
+    assert sorted(int(r.run_key) for r in evaluate(hub, now=utcnow()).run_requests) == sorted([lead, other])
