@@ -127,10 +127,14 @@ _register_ops_cli(main)
 # -- worker ---------------------------------------------------------------------
 
 #: worker processes per queue group on a 2-core machine, at most; integrations-high gets
-#: its own. Celery's autoscaler keeps one process per group while idle and forks more
-#: (from the warm parent) as runs arrive, back down after 30 s without work, so a burst
-#: gets 4 + 3 processes and the idle stack does not pay for them (benchmarks/README.md).
+#: its own. Celery's autoscaler forks them (from the warm parent) as runs arrive and
+#: lets them go after 30 s without work, so a burst gets 4 + 3 + 1 processes and the
+#: idle stack does not pay for them (benchmarks/README.md).
 WORKER_CONCURRENCY = {"integrations-high": 4, "integrations": 3, "integrations-low": 1}
+#: processes a group keeps while idle: integrations-high one, so that a lead's run never
+#: waits for a fork; the others none (~125 MB each; their first run after 30 s idle
+#: waits for a fork from the warm parent, a fraction of a second inside 30 s SLAs)
+WORKER_IDLE_PROCESSES = {"integrations-high": 1, "integrations": 0, "integrations-low": 0}
 
 
 def worker_node_prefix(queues: list[str]) -> str:
@@ -149,7 +153,7 @@ def _worker_id() -> str:
 @main.command()
 @click.option("--queues", required=True, help="comma-separated carinho queues, e.g. integrations-high")
 @click.option("--concurrency", type=int, default=None,
-              help="a fixed number of worker processes (default: 1 while idle, up to a maximum by queue)")
+              help="a fixed number of worker processes (default: by queue, autoscaled from 1 or 0 while idle to a maximum)")
 def worker(queues: str, concurrency: int | None) -> None:
     """A warm run worker (Celery) for some queues; needs CARINHO_CELERY_BROKER_URL."""
     from carinho_pipelines.kernel.queues import QUEUES
@@ -161,8 +165,9 @@ def worker(queues: str, concurrency: int | None) -> None:
     if not settings.current().celery_broker_url:
         raise click.ClickException("CARINHO_CELERY_BROKER_URL is not set (e.g. redis://127.0.0.1:6379/0)")
     most = WORKER_CONCURRENCY.get(names[0], 1)
+    fewest = WORKER_IDLE_PROCESSES.get(names[0], 1)
     size = ["--concurrency", str(concurrency)] if concurrency else (
-        ["--autoscale", f"{most},1"] if most > 1 else ["--concurrency", "1"])
+        ["--autoscale", f"{most},{fewest}"] if (most, fewest) != (1, 1) else ["--concurrency", "1"])
     # lower-priority workers yield the CPU to integrations-high's when it is scarce
     os.nice(min(QUEUES[name].niceness for name in names))
     celery = Path(sys.executable).with_name("celery")

@@ -1,5 +1,6 @@
-"""`carinho worker`: the Celery command each worker group runs (issue 17): one process
-while idle and up to its group's maximum under load, niced by queue priority."""
+"""`carinho worker`: the Celery command each worker group runs (issues 12 and 17):
+integrations-high keeps one process while idle, the other groups none, and each grows
+to its group's maximum under load, niced by queue priority."""
 
 from __future__ import annotations
 
@@ -35,12 +36,16 @@ def test_each_group_autoscales_from_one_process_to_its_maximum(execs):
     assert execs["nice"] == 0
 
 
-def test_a_fixed_size_and_a_one_process_group_do_not_autoscale(execs):
-    result = CliRunner().invoke(cli.main, ["worker", "--queues", "integrations,notifications", "--concurrency", "2"])
+def test_the_lower_groups_keep_no_process_while_idle_and_a_fixed_size_does_not_autoscale(execs):
+    result = CliRunner().invoke(cli.main, ["worker", "--queues", "integrations,notifications"])
     assert result.exit_code == 0, result.output
-    assert _option(execs["args"], "--concurrency") == "2" and "--autoscale" not in execs["args"]
+    assert _option(execs["args"], "--autoscale") == f"{cli.WORKER_CONCURRENCY['integrations']},0"
     assert execs["nice"] == 10  # integrations' niceness: lower-priority work yields the CPU
     execs.clear()
     result = CliRunner().invoke(cli.main, ["worker", "--queues", "integrations-low,integrations-retry"])
     assert result.exit_code == 0, result.output
-    assert _option(execs["args"], "--concurrency") == "1" and "--autoscale" not in execs["args"]
+    assert _option(execs["args"], "--autoscale") == "1,0" and "--concurrency" not in execs["args"]
+    execs.clear()
+    result = CliRunner().invoke(cli.main, ["worker", "--queues", "integrations,notifications", "--concurrency", "2"])
+    assert result.exit_code == 0, result.output
+    assert _option(execs["args"], "--concurrency") == "2" and "--autoscale" not in execs["args"]
