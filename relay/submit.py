@@ -50,8 +50,7 @@ class Submitter:
         self._waiting: asyncio.PriorityQueue | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._workers: list[asyncio.Task] = []  # held: the loop keeps only weak references
-        broker = current().celery_broker_url
-        self._broker = broker_queues.pool_for(broker) if broker else None  # None: no warm workers, no backlog
+        self._broker_url = current().celery_broker_url  # None: no warm workers, no backlog
         self._held_since: dict[int, float] = {}
         self._backlog: tuple[float, int] = (0.0, 0)  # (asked at, answer)
 
@@ -87,14 +86,14 @@ class Submitter:
     async def _yields_to_high(self, priority: int, event_id: int) -> bool:
         """Hold an event of another queue while integrations-high has a backlog, for at
         most ``broker_queues.YIELD_TO_HIGH_MAX_SECONDS`` per event."""
-        if self._broker is None or priority <= _HIGH_PRIORITY:
+        if self._broker_url is None or priority <= _HIGH_PRIORITY:
             return False
         now = time.monotonic()
         held_since = self._held_since.setdefault(event_id, now)
         if now - held_since < broker_queues.YIELD_TO_HIGH_MAX_SECONDS:
             asked_at, backlog = self._backlog
             if now - asked_at >= broker_queues.YIELD_POLL_SECONDS:
-                backlog = await run_in_threadpool(broker_queues.waiting, self._broker, HIGH)
+                backlog = await run_in_threadpool(broker_queues.high_backlog, self._broker_url)
                 self._backlog = (time.monotonic(), backlog)
             if backlog > 0:
                 return True

@@ -2,9 +2,10 @@
 taken by no worker yet. kombu only, no Dagster: the relay asks it too.
 
 The one signal of strict priority for ``integrations-high``: while its queue has a
-backlog, a run of another queue waits before it starts (platform/celery_app.py) and the
-relay holds its launches of other queues' events (relay/submit.py), so that in a burst
-the machine's CPU, and the database's, go to the leads first (benchmarks/README.md).
+backlog, a run of another queue waits before it starts (platform/celery_app.py), and the
+relay (relay/submit.py) and the dispatch sensor (events/sensors.py) hold their launches
+of other queues' events, so that in a burst the machine's CPU, and the database's, go to
+the leads first (benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ import os
 import threading
 from typing import Any
 
-BROKER_ERRORS: tuple[type[BaseException], ...] = (OSError, ConnectionError, TimeoutError)
-try:  # kombu's error for an unreachable broker
-    from kombu.exceptions import OperationalError
+from kombu import Connection
+from kombu.exceptions import OperationalError
 
-    BROKER_ERRORS = (*BROKER_ERRORS, OperationalError)
-except ImportError:  # pragma: no cover - kombu comes with celery
-    pass
+from carinho_pipelines.kernel.queues import HIGH
+
+#: what an unreachable broker raises (kombu wraps most of them in OperationalError)
+BROKER_ERRORS: tuple[type[BaseException], ...] = (OSError, ConnectionError, TimeoutError, OperationalError)
 
 #: seconds to wait for a broker connection before answering "nothing waits"
 ACQUIRE_TIMEOUT_SECONDS = 2.0
@@ -50,15 +51,11 @@ _lock = threading.Lock()
 
 def high_backlog(broker_url: str | None) -> int:
     """Runs waiting in integrations-high's Celery queue; 0 without a broker (no warm workers)."""
-    from carinho_pipelines.kernel.queues import HIGH
-
     return waiting(pool_for(broker_url), HIGH) if broker_url else 0
 
 
 def pool_for(broker_url: str) -> Any:
     """This process's small kombu connection pool for ``broker_url`` (a new one after a fork)."""
-    from kombu import Connection
-
     key = (os.getpid(), broker_url)
     with _lock:
         pool = _pools.get(key)

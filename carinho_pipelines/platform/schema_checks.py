@@ -1,6 +1,6 @@
 """What the pooled PostgreSQL and cached SQLite storages share, in a module of its own
-so that the embedded default (SQLite) never imports dagster-postgres: ~20 MB of resident
-memory in each of its Dagster processes and warm workers (benchmarks/README.md)."""
+so that the embedded default (SQLite) never imports dagster-postgres and its driver
+(a few MB of resident memory per Dagster process, measured)."""
 
 from __future__ import annotations
 
