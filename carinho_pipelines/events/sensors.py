@@ -20,6 +20,7 @@ from carinho_pipelines.kernel.catalogue import CATALOGUE
 from carinho_pipelines.kernel.queues import HIGH, QUEUES
 from carinho_pipelines.kernel.settings import current
 from carinho_pipelines.platform import broker_queues
+from carinho_pipelines.platform.coordinator import fail_unlaunched_runs
 from carinho_pipelines.platform.dagster_internals import IN_PROGRESS_RUN_STATUSES
 from carinho_pipelines.store import EventStore, as_utc, utcnow
 from carinho_pipelines.store.claims import claim_events
@@ -50,6 +51,10 @@ def event_dispatch_sensor(context: SensorEvaluationContext, event_store: EventSt
 def dispatch_tick(context: SensorEvaluationContext, store: EventStore, now: dt.datetime):
     """One tick of :func:`event_dispatch_sensor` at ``now`` (the sensor passes the
     clock; a test passes any instant)."""
+    stranded = fail_unlaunched_runs(context.instance, now)
+    if stranded:
+        context.log.warning(f"failed {len(stranded)} run(s) whose launch was interrupted, for the DLQ re-drive: "
+                            f"{', '.join(stranded)}")
     due = ledger.due_events(store, now, BATCH)
     launching = ledger.claimed_undispatched(store, now, BATCH)
     if not due and not launching:

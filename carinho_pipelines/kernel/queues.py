@@ -26,6 +26,14 @@ class Queue:
         from integrations-high's (benchmarks/README.md, "The burst")."""
         return max(0, min(19, 2 * (10 - self.priority)))
 
+    @property
+    def event_run_time_limit_seconds(self) -> int:
+        """The hard time limit of an event run on this queue in its warm worker: far
+        above the longest run the retry policy allows (each action: 5 attempts of at
+        most a 10 s call, backoff ~3/8 of the SLA), so only a hung run reaches it; it is
+        then killed and re-driven from the DLQ. Syncs and jobs are not limited."""
+        return 300 + 4 * self.sla_seconds
+
 
 QUEUES: dict[str, Queue] = {
     q.name: q

@@ -22,11 +22,21 @@ that finds its event already owned by another run is a second submission of the 
 event (the relay's launch timed out while the webserver, slowed by a PostgreSQL restart,
 still created the run; the sensor then dispatched the event again). It is cancelled
 before it starts, with the owner named, so no event is processed twice.
+
+A run is created ``NOT_STARTED`` and moved on (to ``QUEUED`` or ``STARTING``) by the same
+request that created it. When that request dies in between (the webserver killed, its
+database restarting under it), nothing would ever move the run: run monitoring watches
+starting and started runs, the run queue queued ones, and the event it owns is no longer
+the dispatch sensor's. :func:`fail_unlaunched_runs` fails such a run once it is older than
+run monitoring's start timeout, as run monitoring fails a run that never started, and
+the DLQ's re-drive runs it again (no op failed: class ``unavailable``).
 """
 
 from __future__ import annotations
 
-from dagster import DagsterRunStatus, QueuedRunCoordinator, SubmitRunContext
+import datetime as dt
+
+from dagster import DagsterInstance, DagsterRunStatus, QueuedRunCoordinator, RunsFilter, SubmitRunContext
 
 from carinho_pipelines.kernel import tags
 from carinho_pipelines.kernel.settings import database_url
@@ -66,3 +76,23 @@ def is_first_run(run) -> bool:
     """An event's first run: not a re-execution, not a run of actions that waited."""
     return (tags.EVENT_ID in run.tags and run.parent_run_id is None
             and run.tags.get(tags.LAUNCHED_BY) in tags.FIRST_RUN_LAUNCHERS)
+
+
+#: stranded runs failed per call at most (the dispatch sensor calls it every tick)
+UNLAUNCHED_BATCH = 100
+
+
+def fail_unlaunched_runs(instance: DagsterInstance, now: dt.datetime) -> list[str]:
+    """Fail every run still ``NOT_STARTED`` longer than run monitoring's start timeout
+    after it was created (its submission was interrupted); their ids."""
+    timeout = instance.run_monitoring_start_timeout_seconds
+    cutoff = now - dt.timedelta(seconds=timeout)
+    stranded = instance.get_runs(
+        filters=RunsFilter(statuses=[DagsterRunStatus.NOT_STARTED], created_before=cutoff), limit=UNLAUNCHED_BATCH
+    )
+    for run in stranded:
+        instance.report_run_failed(
+            run, message=f"never launched: its submission was interrupted (the webserver or the database went away "
+                         f"between creating the run and launching it); failed after {timeout} s so that the DLQ "
+                         "re-drive runs it")
+    return [run.run_id for run in stranded]

@@ -195,3 +195,14 @@ class ComposeStack:
                  "{ ... on Runs { results { runId status tags { key value } } } } }")
         resp = httpx.post(self.graphql, json={"query": query, "variables": {"s": statuses}}, timeout=30)
         return resp.json()["data"]["runsOrError"]["results"]
+
+    def run_log(self, run_id: str, last: int = 30) -> str:
+        """A run's status and its last event-log messages (for a failure's report)."""
+        query = ("query($r: ID!) { runOrError(runId: $r) { ... on Run { status } } "
+                 "logsForRun(runId: $r, limit: 10000) { ... on EventConnection { events { __typename "
+                 "... on MessageEvent { timestamp message stepKey } } } } }")
+        resp = httpx.post(self.graphql, json={"query": query, "variables": {"r": run_id}}, timeout=30).json()["data"]
+        events = (resp.get("logsForRun") or {}).get("events") or []
+        lines = [f"  {e.get('timestamp')} {e['__typename']} {e.get('stepKey') or ''} {(e.get('message') or '')[:200]}"
+                 for e in events[-last:]]
+        return f"run {run_id} {(resp.get('runOrError') or {}).get('status')}\n" + "\n".join(lines)

@@ -163,9 +163,10 @@ def test_lower_priority_workers_yield_the_cpu_to_integrations_high(celery_stack)
 
 def test_a_whole_worker_lost_mid_run_is_failed_by_run_monitoring_and_redriven(celery_stack):
     """The worker's parent dies with its pool (a container killed, an OOM of the main
-    process): nobody reports the task, which stays STARTED in the result backend. Run
-    monitoring must still fail the run (the node that started it no longer answers a
-    ping), and the re-drive re-executes it; the event succeeds once."""
+    process): nobody reports the task, which stays STARTED in the result backend. The
+    worker comes back under the same node name (a fixed ``CARINHO_WORKER_ID``, a pod's
+    name), so the node answers, but it no longer holds the task: run monitoring must
+    still fail the run, and the re-drive re-executes it; the event succeeds once."""
     stack = celery_stack
     stack.sb.latency("crm", 8)
     crm_calls = len(stack.sb.calls("crm"))
@@ -178,12 +179,17 @@ def test_a_whole_worker_lost_mid_run_is_failed_by_run_monitoring_and_redriven(ce
     os.killpg(high.pid, signal.SIGKILL)  # the parent and its pool at once
     high.wait(timeout=10)
     stack.sb.latency("crm", 0)
-    # a new worker for the queue (another container's), as a restart policy would start
+    # the worker restarted, as a restart policy would, under the node name it had
+    same_name = {**stack.env, "CARINHO_WORKER_ID": stack.env.get("CARINHO_WORKER_ID") or str(high.pid)}
     stack.workers[0] = subprocess.Popen(celery_worker_commands()[0], cwd=str(Path(__file__).resolve().parents[2]),
-                                        env=stack.env, stdout=stack.log, stderr=subprocess.STDOUT,
+                                        env=same_name, stdout=stack.log, stderr=subprocess.STDOUT,
                                         start_new_session=True)
     body = stack.wait_status(event_id, {"succeeded"}, timeout=240)
     assert body["status"] == "succeeded"
     runs = _runs(stack, event_id)
     assert [r.status.value for r in runs].count("SUCCESS") == 1 and any(r.status.value == "FAILURE" for r in runs)
     assert not [r for r in runs if r.status.value in ("STARTED", "STARTING", "QUEUED")]
+    [lost] = [r for r in runs if r.status.value == "FAILURE"]
+    with DagsterInstance.from_config(str(stack.home)) as instance:
+        messages = [r.event_log_entry.message for r in instance.get_records_for_run(lost.run_id).records]
+    assert any("answers but no longer runs it" in (m or "") for m in messages), messages[-3:]

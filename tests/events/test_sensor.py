@@ -164,3 +164,28 @@ def test_without_a_backlog_every_due_event_is_launched_at_once(hub, redis_broker
     lead = hub.event("lead.created", "site", {"phone": "5511988887777"})
     other = hub.event("lead.updated", "crm", {"id": 3})
     assert sorted(int(r.run_key) for r in evaluate(hub, now=utcnow()).run_requests) == sorted([lead, other])
+
+
+def test_a_run_whose_launch_was_interrupted_is_failed_for_the_re_drive(hub):
+    """The webserver died (or its database restarted) between creating an event's run
+    and launching it: the run would stay NOT_STARTED, owning its event, for good."""
+    from carinho_pipelines.dlq.items import failure_of
+    from carinho_pipelines.events.jobs import EVENT_JOBS, run_tags
+    from carinho_pipelines.store.claims import own_event
+
+    eid = hub.event("lead.updated", "crm", {"id": 4})
+    event = hub.store.get_event(eid)
+    job = EVENT_JOBS[event["event_type"]]
+    stranded = hub.instance.create_run_for_job(job, tags={**run_tags(event), tags.LAUNCHED_BY: "relay"})
+    own_event(hub.store.engine, eid, stranded.run_id, utcnow())
+    timeout = hub.instance.run_monitoring_start_timeout_seconds
+
+    evaluate(hub, now=utcnow() + dt.timedelta(seconds=timeout - 5))  # a launch may still be under way
+    assert hub.instance.get_run_by_id(stranded.run_id).status.value == "NOT_STARTED"
+
+    evaluate(hub, now=utcnow() + dt.timedelta(seconds=timeout + 1))
+    run = hub.instance.get_run_by_id(stranded.run_id)
+    assert run.status.value == "FAILURE"
+    failure = failure_of(hub.instance, run.run_id)
+    assert failure.error_class == "unavailable", failure  # the re-drive's to run again
+    assert "never launched" in failure.error_message
